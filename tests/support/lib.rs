@@ -1,1 +1,78 @@
-//! Shared helpers for the integration tests in this folder.
+//! Shared helpers for the integration tests in this folder: the real binaries, real
+//! tools (with the Debian package to install when one is missing) and test PKI made
+//! with the real `openssl`.
+#![forbid(unsafe_code)]
+
+pub mod pki;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Path of a workspace binary (`catrust`, `catrust-agent`, `argocd-catrust-plugin`),
+/// built once per test process with the same profile as the test itself.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bins", "--workspace"])
+            .current_dir(workspace_root());
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build for the binaries");
+        assert!(status.success(), "cargo build --bins failed");
+        dir
+    });
+    let path = dir.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The repository root (where the workspace Cargo.toml is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Fails the test, naming the Debian package to install, unless `tool` is on PATH
+/// (or is an existing path).
+pub fn require_tool(tool: &str, debian_package: &str) -> PathBuf {
+    let found = if tool.contains('/') {
+        Path::new(tool).exists().then(|| PathBuf::from(tool))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .chain(["/usr/sbin".into(), "/sbin".into()])
+                .map(|p| p.join(tool))
+                .find(|p| p.is_file())
+        })
+    };
+    found.unwrap_or_else(|| {
+        panic!("`{tool}` is not installed: apt-get install -y {debian_package} (or run .ci/run)")
+    })
+}
+
+/// Runs a command and returns its output; panics with stderr when it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Removes the variables through which the machine's own trust store would leak into
+/// a TLS check (this machine exports all three).
+pub fn isolate_tls_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("CURL_CA_BUNDLE")
+}
