@@ -2,7 +2,10 @@
 #![forbid(unsafe_code)]
 
 fn main() {
-    eprintln!("catrust-agent {}: not implemented yet", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "catrust-agent {}: not implemented yet",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = catrust_bundle::SCHEMA_VERSION;
     std::process::exit(2);
 }

@@ -1,1 +1,22 @@
-//! catrust
+//! catrust: compiles a declarative `trust.yaml` into what Kubernetes nodes need to trust
+//! a set of CA certificates.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod cert;
+pub mod compile;
+pub mod config;
+pub mod diag;
+pub mod init;
+pub mod inspect;
+pub mod lint;
+pub mod load;
+pub mod output;
+pub mod parse;
+pub mod pem;
+pub mod render;
+pub mod report;
+pub mod rules;
+pub mod source;
+pub mod span;
+pub mod templates;

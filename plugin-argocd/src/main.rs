@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 
 fn main() {
-    eprintln!("argocd-catrust-plugin {}: not implemented yet", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "argocd-catrust-plugin {}: not implemented yet",
+        env!("CARGO_PKG_VERSION")
+    );
     std::process::exit(2);
 }

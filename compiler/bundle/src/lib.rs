@@ -346,7 +346,8 @@ mod tests {
         let json = String::from_utf8(files[MANIFEST_KEY].clone()).unwrap();
         files.insert(
             MANIFEST_KEY.into(),
-            json.replace("registry.example:5000", "evil:5000").into_bytes(),
+            json.replace("registry.example:5000", "evil:5000")
+                .into_bytes(),
         );
         assert!(matches!(
             verify(&files, None),
@@ -372,7 +373,10 @@ mod tests {
         let pem = encode_pem(&der);
         assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
         assert_eq!(decode_canonical_pem(pem.as_bytes()), Some(der));
-        assert_eq!(decode_canonical_pem(pem.replace('\n', "\r\n").as_bytes()), None);
+        assert_eq!(
+            decode_canonical_pem(pem.replace('\n', "\r\n").as_bytes()),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,414 @@
+//! Subcommands. Exit codes (CONTRACT section 2): 0 success, 1 the input is wrong,
+//! 2 the invocation or environment is wrong. On 1 or 2 nothing is written.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use catrust::compile::{self, Request};
+use catrust::diag::{Diagnostic, Sources};
+use catrust::render::TargetSelection;
+use catrust::rules::{self, Code};
+use catrust::source::{find_repo_root, FsSource};
+use catrust::templates::Templates;
+use catrust::{inspect, output, report};
+use clap::{Parser, Subcommand, ValueEnum};
+
+const EXIT_OK: i32 = 0;
+const EXIT_INPUT: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "catrust",
+    version,
+    about = "GitOps for the CA certificates Kubernetes nodes trust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Target {
+    Aks,
+    Agent,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum LintFormat {
+    Human,
+    Json,
+    Github,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum TableFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lint trust.yaml, then render every target into --out (atomically) or to stdout.
+    Build {
+        /// The trust.yaml to build.
+        #[arg(short = 'f', long = "file", default_value = "trust.yaml")]
+        file: PathBuf,
+        /// Output folder, replaced atomically.
+        #[arg(long, default_value = "out", conflicts_with = "stdout")]
+        out: PathBuf,
+        /// Print only the Kubernetes objects, as one YAML stream.
+        #[arg(long)]
+        stdout: bool,
+        /// Which targets to render (default: every target trust.yaml declares).
+        #[arg(long, value_enum, default_value = "all")]
+        target: Target,
+        /// Write nothing; fail (CT403) if --out differs from what would be written.
+        #[arg(long, conflicts_with = "stdout")]
+        check: bool,
+        /// A folder of *.j2 files replacing the embedded templates of the same name.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        /// Refuse to build on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Report every finding in trust.yaml and the certificates it names.
+    Lint {
+        #[arg(short = 'f', long = "file", default_value = "trust.yaml")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        format: LintFormat,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// One row per certificate: subject, issuer, validity, SHA-256, CA flag, key.
+    Inspect {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: TableFormat,
+    },
+    /// Print the documentation of a lint rule.
+    Explain {
+        /// A code such as CT101.
+        #[arg(required_unless_present = "list")]
+        code: Option<String>,
+        /// List every rule.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Write a starter trust.yaml, with pins filled in from the given PEM files.
+    Init {
+        /// PEM files to trust (one authority per file).
+        #[arg(long = "from", num_args = 1..)]
+        from: Vec<PathBuf>,
+        /// Where to write the starter file.
+        #[arg(short = 'f', long = "file", default_value = "trust.yaml")]
+        file: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match cli.command {
+        Command::Build {
+            file,
+            out,
+            stdout,
+            target,
+            check,
+            templates,
+            deny_warnings,
+        } => build(
+            &file,
+            &out,
+            stdout,
+            target,
+            check,
+            templates.as_deref(),
+            deny_warnings,
+        ),
+        Command::Lint {
+            file,
+            format,
+            deny_warnings,
+        } => lint(&file, format, deny_warnings),
+        Command::Inspect { files, format } => inspect_files(&files, format),
+        Command::Explain { code, list } => explain(code.as_deref(), list),
+        Command::Init { from, file, force } => init(&from, &file, force),
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {message}");
+    EXIT_USAGE
+}
+
+/// The clock for validity rules; `CATRUST_NOW` (unix seconds) pins it for tests.
+fn now() -> i64 {
+    if let Some(n) = std::env::var("CATRUST_NOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The working-tree source for a trust.yaml path, and its repository path.
+fn working_tree(file: &Path) -> Result<(FsSource, String), String> {
+    if !file.is_file() {
+        return Err(format!("cannot read {}: no such file", file.display()));
+    }
+    let root = find_repo_root(file);
+    let abs_file = file
+        .canonicalize()
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let cwd = cwd.canonicalize().unwrap_or(cwd);
+    let shown_root = root
+        .strip_prefix(&cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| root.clone());
+    let source =
+        FsSource::new(&root, &shown_root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let repo_path = abs_file
+        .strip_prefix(source.root())
+        .map_err(|_| format!("{} is outside {}", file.display(), root.display()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok((source, repo_path))
+}
+
+fn print_findings(diagnostics: &[Diagnostic], sources: &Sources) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", report::human(diagnostics, sources, color));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    file: &Path,
+    out: &Path,
+    stdout: bool,
+    target: Target,
+    check: bool,
+    templates: Option<&Path>,
+    deny_warnings: bool,
+) -> i32 {
+    let (source, config_path) = match working_tree(file) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let overrides = match templates.map(output::read_templates).transpose() {
+        Ok(o) => o.unwrap_or_default(),
+        Err(e) => return usage_error(e),
+    };
+    let templates = match Templates::new(overrides) {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let selection = match target {
+        Target::All => TargetSelection::Declared,
+        Target::Aks => TargetSelection::Aks,
+        Target::Agent => TargetSelection::Agent,
+    };
+    let outcome = match compile::build(&Request {
+        source: &source,
+        config_path: &config_path,
+        selection,
+        templates: &templates,
+        now: now(),
+        deny_warnings,
+    }) {
+        Ok(o) => o,
+        Err(e) => return usage_error(e),
+    };
+    print_findings(&outcome.diagnostics, &outcome.sources);
+    let Some(rendered) = outcome.rendered else {
+        eprintln!("error: nothing was written: fix the errors above");
+        return EXIT_INPUT;
+    };
+    if stdout {
+        let mut lock = std::io::stdout().lock();
+        return match lock
+            .write_all(rendered.stream().as_bytes())
+            .and_then(|_| lock.flush())
+        {
+            Ok(()) => EXIT_OK,
+            Err(e) => usage_error(format!("stdout: {e}")),
+        };
+    }
+    if check {
+        return match output::stale_paths(out, &rendered) {
+            Ok(stale) if stale.is_empty() => {
+                eprintln!("{} is up to date", out.display());
+                EXIT_OK
+            }
+            Ok(stale) => {
+                eprintln!(
+                    "error[{}]: {} is stale: {} (run `catrust build --out {}` and commit it)",
+                    Code::Ct403,
+                    out.display(),
+                    stale.join(", "),
+                    out.display()
+                );
+                EXIT_INPUT
+            }
+            Err(e) => usage_error(e),
+        };
+    }
+    match output::write(out, &rendered) {
+        Ok(()) => {
+            eprintln!("wrote {} files to {}", rendered.files.len(), out.display());
+            EXIT_OK
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+fn lint(file: &Path, format: LintFormat, deny_warnings: bool) -> i32 {
+    let (source, config_path) = match working_tree(file) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let loaded = match catrust::load::load(&source, &config_path) {
+        Ok(l) => l,
+        Err(e) => return usage_error(format!("cannot read trust.yaml: {e}")),
+    };
+    let diagnostics = catrust::lint::lint(&loaded, now());
+    match format {
+        LintFormat::Human => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            print!("{}", report::human(&diagnostics, &loaded.sources, color));
+        }
+        LintFormat::Json => print!("{}", report::json(&diagnostics, &loaded.sources)),
+        LintFormat::Github => print!("{}", report::github(&diagnostics, &loaded.sources)),
+    }
+    if compile::blocks(&diagnostics, deny_warnings) {
+        EXIT_INPUT
+    } else {
+        EXIT_OK
+    }
+}
+
+fn inspect_files(files: &[PathBuf], format: TableFormat) -> i32 {
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for path in files {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let (found, errors) = inspect::inspect_pem(&path.display().to_string(), &bytes);
+                for e in errors {
+                    eprintln!("{e}");
+                    failed = true;
+                }
+                rows.extend(found);
+            }
+            Err(e) => return usage_error(format!("{}: {e}", path.display())),
+        }
+    }
+    match format {
+        TableFormat::Human => print!("{}", inspect::table(&rows)),
+        TableFormat::Json => print!("{}", inspect::json(&rows)),
+    }
+    if failed {
+        EXIT_INPUT
+    } else {
+        EXIT_OK
+    }
+}
+
+fn explain(code: Option<&str>, list: bool) -> i32 {
+    if list {
+        for rule in rules::RULES {
+            println!("{}  {:<7}  {}", rule.code, rule.severity, rule.summary);
+        }
+        return EXIT_OK;
+    }
+    let code = code.unwrap_or_default();
+    match Code::parse(code) {
+        Some(code) => {
+            print!("{}", rules::explain(code.rule()));
+            EXIT_OK
+        }
+        None => usage_error(format!(
+            "unknown code `{code}` (see `catrust explain --list`)"
+        )),
+    }
+}
+
+fn init(from: &[PathBuf], file: &Path, force: bool) -> i32 {
+    if file.exists() && !force {
+        return usage_error(format!(
+            "{} exists; pass --force to replace it",
+            file.display()
+        ));
+    }
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut inputs = Vec::new();
+    for pem in from {
+        let bytes = match std::fs::read(pem) {
+            Ok(b) => b,
+            Err(e) => return usage_error(format!("{}: {e}", pem.display())),
+        };
+        let relative = relative_path(base, pem);
+        inputs.push((relative, bytes));
+    }
+    match catrust::init::starter(&inputs) {
+        Ok(text) => match std::fs::write(file, text) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {}; next: catrust lint -f {}",
+                    file.display(),
+                    file.display()
+                );
+                EXIT_OK
+            }
+            Err(e) => usage_error(format!("{}: {e}", file.display())),
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_INPUT
+        }
+    }
+}
+
+/// `target` relative to the folder `base`, `/`-separated, as trust.yaml names files.
+fn relative_path(base: &Path, target: &Path) -> String {
+    let abs = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let (base, target) = (abs(base), abs(target));
+    let common = base
+        .components()
+        .zip(target.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ups = base.components().count() - common;
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), ups).collect();
+    parts.extend(
+        target
+            .components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}

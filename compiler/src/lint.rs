@@ -1,0 +1,377 @@
+//! Rules over a loaded configuration. Pure: the clock is a parameter.
+
+use std::collections::BTreeMap;
+
+use crate::config::TrustConfig;
+use crate::diag::{self, Diagnostic};
+use crate::load::Loaded;
+use crate::rules::Code;
+
+/// The AKS limit on the cluster-level certificate list.
+pub const AKS_MAX_CERTIFICATES: usize = 10;
+
+/// Every finding of `loaded` at time `now` (unix seconds), sorted.
+pub fn lint(loaded: &Loaded, now: i64) -> Vec<Diagnostic> {
+    let mut out = loaded.diagnostics.clone();
+    if let Some(config) = &loaded.config {
+        let file = loaded.config_file.as_str();
+        names(config, loaded, file, &mut out);
+        pins(config, loaded, file, &mut out);
+        certificates(config, loaded, now, &mut out);
+        distrust(config, loaded, file, &mut out);
+        registries(config, file, &mut out);
+        aks(config, loaded, file, &mut out);
+    }
+    diag::sort(&mut out);
+    out
+}
+
+fn names(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    for a in &config.authorities {
+        let name = &a.name;
+        if !catrust_bundle::is_dns_label(&name.value) {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct004,
+                    format!("authority name `{}` is not a DNS label", name.value),
+                )
+                .at(file, name.span)
+                .with_help(
+                    "use lowercase letters, digits and `-` (at most 63), such as `corp-root-2024`",
+                ),
+            );
+        } else if seen.insert(&name.value, ()).is_some() {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct004,
+                    format!("authority name `{}` is used twice", name.value),
+                )
+                .at(file, name.span)
+                .with_help("give every authority its own name"),
+            );
+        }
+    }
+    // Expanded names (`<name>-<n>` for multi-certificate files) must not collide with
+    // another authority's name either: they are Secret keys.
+    let mut expanded: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &loaded.certificates {
+        if let Some(&other) = expanded.get(c.name.as_str()) {
+            if other != c.authority {
+                let a = &config.authorities[c.authority];
+                out.push(
+                    Diagnostic::new(
+                        Code::Ct004,
+                        format!("certificate name `{}` (from a file with several certificates) collides with another authority", c.name),
+                    )
+                    .at(file, a.name.span)
+                    .with_help("rename one of the authorities"),
+                );
+            }
+        } else {
+            expanded.insert(&c.name, c.authority);
+        }
+        if c.name.len() > 63 {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct004,
+                    format!("certificate name `{}` is longer than 63 characters", c.name),
+                )
+                .at(file, config.authorities[c.authority].name.span),
+            );
+        }
+    }
+}
+
+fn pins(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
+    for (index, a) in config.authorities.iter().enumerate() {
+        if a.sha256.is_empty() {
+            continue;
+        }
+        let certs: Vec<_> = loaded
+            .certificates
+            .iter()
+            .filter(|c| c.authority == index)
+            .collect();
+        // A source that failed to load already has its own finding.
+        if certs.is_empty() {
+            continue;
+        }
+        if certs.len() != a.sha256.len() {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct209,
+                    format!(
+                        "authority `{}` holds {} certificate(s) but has {} pin(s)",
+                        a.name.value,
+                        certs.len(),
+                        a.sha256.len()
+                    ),
+                )
+                .at(file, a.sha256[0].span)
+                .with_help(format!(
+                    "give one pin per certificate, in order: {}",
+                    certs
+                        .iter()
+                        .map(|c| c.info.sha256.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+            continue;
+        }
+        for (pin, cert) in a.sha256.iter().zip(certs) {
+            match catrust_bundle::normalize_fingerprint(&pin.value) {
+                None => out.push(
+                    Diagnostic::new(
+                        Code::Ct209,
+                        format!("`{}` is not a SHA-256 fingerprint", pin.value),
+                    )
+                    .at(file, pin.span)
+                    .with_help(format!("the certificate's SHA-256 is {}", cert.info.sha256)),
+                ),
+                Some(hex) if hex != cert.info.sha256 => out.push(
+                    Diagnostic::new(
+                        Code::Ct209,
+                        format!(
+                            "pin mismatch for `{}`: the certificate's SHA-256 is {}",
+                            cert.name, cert.info.sha256
+                        ),
+                    )
+                    .at(file, pin.span)
+                    .with_help(format!(
+                        "if this certificate is intended, set `sha256: \"{}\"`",
+                        cert.info.sha256
+                    )),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+fn certificates(config: &TrustConfig, loaded: &Loaded, now: i64, out: &mut Vec<Diagnostic>) {
+    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    for c in &loaded.certificates {
+        let i = &c.info;
+        let at = |d: Diagnostic| d.at(&c.file, c.span);
+        match i.ca {
+            Some(true) => {}
+            Some(false) => out.push(at(Diagnostic::new(
+                Code::Ct201,
+                format!(
+                    "`{}` is not a CA (basicConstraints CA:FALSE): {}",
+                    c.name, i.subject
+                ),
+            ))),
+            None => out.push(at(Diagnostic::new(
+                Code::Ct201,
+                format!(
+                    "`{}` is not a CA (no basicConstraints): {}",
+                    c.name, i.subject
+                ),
+            ))),
+        }
+        let not_after = crate::cert::format_time(i.not_after);
+        if i.not_after < now {
+            out.push(at(Diagnostic::new(
+                Code::Ct202,
+                format!("`{}` expired on {not_after}", c.name),
+            )));
+        } else if i.not_after < now.saturating_add(config.expiry_warning.value as i64) {
+            out.push(at(Diagnostic::new(
+                Code::Ct203,
+                format!("`{}` expires on {not_after}", c.name),
+            )));
+        }
+        if i.not_before > now {
+            out.push(at(Diagnostic::new(
+                Code::Ct204,
+                format!(
+                    "`{}` is not valid before {}",
+                    c.name,
+                    crate::cert::format_time(i.not_before)
+                ),
+            )));
+        }
+        if i.key_cert_sign == Some(false) {
+            out.push(at(Diagnostic::new(
+                Code::Ct205,
+                format!("`{}` has keyUsage without keyCertSign", c.name),
+            )));
+        }
+        if let Some(bits) = i.rsa_bits.filter(|b| *b < 2048) {
+            out.push(at(Diagnostic::new(
+                Code::Ct206,
+                format!("`{}` has a {bits}-bit RSA key", c.name),
+            )));
+        }
+        if i.weak_signature {
+            out.push(at(Diagnostic::new(
+                Code::Ct207,
+                format!("`{}` is signed with {}", c.name, i.signature),
+            )));
+        }
+        if !i.self_signed {
+            out.push(at(Diagnostic::new(
+                Code::Ct210,
+                format!("`{}` is not self-signed (issued by {})", c.name, i.issuer),
+            )));
+        }
+        if let Some(other) = first.insert(&i.sha256, &c.name) {
+            out.push(
+                at(Diagnostic::new(
+                    Code::Ct208,
+                    format!(
+                        "`{}` is the same certificate as `{other}` (SHA-256 {})",
+                        c.name, i.sha256
+                    ),
+                ))
+                .with_help("keep one entry for the certificate"),
+            );
+            first.insert(&i.sha256, other);
+        }
+    }
+}
+
+fn distrust(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
+    for d in &config.distrust {
+        match catrust_bundle::normalize_fingerprint(&d.sha256.value) {
+            None => out.push(
+                Diagnostic::new(
+                    Code::Ct006,
+                    format!(
+                        "distrust: `{}` is not a SHA-256 fingerprint",
+                        d.sha256.value
+                    ),
+                )
+                .at(file, d.sha256.span)
+                .with_help(
+                    "write the 64 hex digits of the certificate's SHA-256 (`catrust inspect FILE`)",
+                ),
+            ),
+            Some(hex) => {
+                if let Some(c) = loaded.certificates.iter().find(|c| c.info.sha256 == hex) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::Ct402,
+                            format!("`{}` is both trusted and distrusted", c.name),
+                        )
+                        .at(file, d.sha256.span),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// containerd names `certs.d` folders after `host[:port]`; anything else would be a path.
+fn registries(config: &TrustConfig, file: &str, out: &mut Vec<Diagnostic>) {
+    for a in &config.authorities {
+        for r in &a.registries {
+            if !is_registry_host(&r.value) {
+                out.push(
+                    Diagnostic::new(Code::Ct006, format!("registry `{}` is not a host or host:port", r.value))
+                        .at(file, r.span)
+                        .with_help("write the registry as containerd names it, such as `registry.corp.example:5000` (no scheme, no path)"),
+                );
+            }
+        }
+    }
+}
+
+pub(crate) fn is_registry_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (s, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
+}
+
+fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
+    let Some(aks) = &config.targets.aks else {
+        return;
+    };
+    let count = loaded.certificates.len();
+    if aks.certificates_file.value && count > AKS_MAX_CERTIFICATES {
+        out.push(
+            Diagnostic::new(
+                Code::Ct301,
+                format!("{count} certificates for the AKS cluster list; AKS accepts at most {AKS_MAX_CERTIFICATES}"),
+            )
+            .at(file, aks.certificates_file.span)
+            .with_help("set `certificatesFile: false` and rely on the Secret or the agent target, or trust fewer CAs"),
+        );
+    }
+    for pool in &aks.node_pools {
+        if pool.os_type.value == "Windows" {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct302,
+                    format!("node pool `{}` is a Windows pool", pool.name.value),
+                )
+                .at(file, pool.os_type.span)
+                .with_help("AKS custom CA trust supports Linux node pools only: remove this pool"),
+            );
+        }
+        if let Some(flag) = &pool.custom_ca_trust {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct303,
+                    format!(
+                        "node pool `{}`: the per-pool customCATrust flag was retired on 2026-09-14",
+                        pool.name.value
+                    ),
+                )
+                .at(file, flag.span),
+            );
+        }
+    }
+    for a in &config.authorities {
+        if let Some(first) = a.pools.first() {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct304,
+                    format!(
+                        "authority `{}` names pools, but AKS trusts one set per cluster",
+                        a.name.value
+                    ),
+                )
+                .at(file, first.span),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hosts() {
+        for ok in [
+            "registry.corp.example:5000",
+            "127.0.0.1:5000",
+            "localhost",
+            "a-b.c",
+        ] {
+            assert!(is_registry_host(ok), "{ok}");
+        }
+        for bad in [
+            "https://r.example",
+            "r.example/path",
+            "r:99999",
+            "",
+            "a..b",
+            "../x",
+        ] {
+            assert!(!is_registry_host(bad), "{bad}");
+        }
+    }
+}

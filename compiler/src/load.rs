@@ -1,0 +1,174 @@
+//! trust.yaml + certificate files → the resolved set of certificates, with findings.
+
+use crate::cert::{self, CertInfo};
+use crate::config::{CertSource, TrustConfig};
+use crate::diag::{Diagnostic, Sources};
+use crate::parse;
+use crate::pem;
+use crate::rules::Code;
+use crate::source::{repo_dir, repo_join, Source, SourceError};
+use crate::span::{SourceFile, Span};
+
+/// One certificate to trust, as every output names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// `<name>`, or `<name>-<n>` (1-based) when the authority's source holds several.
+    pub name: String,
+    /// Index into [`TrustConfig::authorities`].
+    pub authority: usize,
+    /// Position within the authority's source (0-based).
+    pub position: usize,
+    pub der: Vec<u8>,
+    /// Canonical PEM, re-encoded from the DER.
+    pub pem: String,
+    pub info: CertInfo,
+    /// The block in the PEM file, or the `pem:` value in trust.yaml.
+    pub file: String,
+    pub span: Span,
+}
+
+/// The result of loading: the model (when it parsed), the certificates that could be
+/// read, and every finding so far.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config_file: String,
+    pub config: Option<TrustConfig>,
+    pub certificates: Vec<Certificate>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl Loaded {
+    /// Whether any certificate source failed to load (so the certificate list is partial).
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity() == crate::rules::Severity::Error)
+    }
+}
+
+/// Loads the trust.yaml at repository path `config_path` and every certificate it
+/// names. Only an unreadable trust.yaml is an `Err` (the invocation is wrong); every
+/// problem inside it is a finding.
+pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceError> {
+    let bytes = source.read(config_path)?;
+    let config_file = source.display_path(config_path);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let file = SourceFile::new(config_file.clone(), text);
+    let (config, mut diagnostics) = parse::parse(&file);
+    let mut sources = Sources::default();
+    sources.add(file);
+    let mut certificates = Vec::new();
+    if let Some(config) = &config {
+        let base = repo_dir(config_path);
+        for (index, authority) in config.authorities.iter().enumerate() {
+            let (file_name, text, offset_span) = match &authority.source {
+                CertSource::Pem(pem) => (config_file.clone(), pem.value.clone(), Some(pem.span)),
+                CertSource::File(path) => {
+                    let read = repo_join(base, &path.value)
+                        .ok_or_else(|| SourceError::Escapes(path.value.clone()))
+                        .and_then(|p| source.read(&p).map(|b| (source.display_path(&p), b)));
+                    match read {
+                        Ok((shown, bytes)) => match String::from_utf8(bytes) {
+                            Ok(text) => (shown, text, None),
+                            Err(_) => {
+                                diagnostics.push(
+                                    Diagnostic::new(Code::Ct103, format!("{shown} is not text (a DER file?)"))
+                                        .at(&config_file, path.span)
+                                        .with_help("convert it to PEM: `openssl x509 -inform DER -in FILE -out FILE.pem`"),
+                                );
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            let help = match e {
+                                SourceError::Escapes(_) => "certificate files must be inside the repository, named relative to trust.yaml",
+                                SourceError::NotFound(_) => "check the path: it is relative to the folder of trust.yaml",
+                                SourceError::Io { .. } => "check the file's permissions",
+                            };
+                            diagnostics.push(
+                                Diagnostic::new(
+                                    Code::Ct005,
+                                    format!("authority `{}`: {e}", authority.name.value),
+                                )
+                                .at(&config_file, path.span)
+                                .with_help(help),
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            let scan = pem::scan(&text);
+            // Findings in inline PEM point at the `pem:` value; in files, at the line.
+            let place = |span: Span| match offset_span {
+                Some(value) => value,
+                None => span,
+            };
+            for f in &scan.findings {
+                let mut d =
+                    Diagnostic::new(f.code, f.message.clone()).at(&file_name, place(f.span));
+                d.help = f.help.clone();
+                diagnostics.push(d);
+            }
+            if scan.certificates.is_empty()
+                && !scan
+                    .findings
+                    .iter()
+                    .any(|f| matches!(f.code, Code::Ct102 | Code::Ct107))
+            {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::Ct103,
+                        format!("authority `{}`: no certificate found", authority.name.value),
+                    )
+                    .at(&file_name, place(Span::new(0, text.len().min(1))))
+                    .with_help(
+                        "the source must hold at least one `-----BEGIN CERTIFICATE-----` block",
+                    ),
+                );
+            }
+            let several = scan.certificates.len() > 1;
+            for (position, block) in scan.certificates.into_iter().enumerate() {
+                let info = match cert::inspect(&block.der) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::Ct107,
+                                format!("cannot read the certificate: {e}"),
+                            )
+                            .at(&file_name, place(block.span)),
+                        );
+                        continue;
+                    }
+                };
+                let name = if several {
+                    format!("{}-{}", authority.name.value, position + 1)
+                } else {
+                    authority.name.value.clone()
+                };
+                certificates.push(Certificate {
+                    name,
+                    authority: index,
+                    position,
+                    pem: catrust_bundle::encode_pem(&block.der),
+                    der: block.der,
+                    info,
+                    file: file_name.clone(),
+                    span: place(block.span),
+                });
+            }
+            if offset_span.is_none() {
+                sources.add(SourceFile::new(file_name, text));
+            }
+        }
+    }
+    Ok(Loaded {
+        config_file,
+        config,
+        certificates,
+        diagnostics,
+        sources,
+    })
+}

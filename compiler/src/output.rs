@@ -1,0 +1,197 @@
+//! Writing a build to disk: the imperative edge of `catrust build`.
+//!
+//! The output folder is replaced atomically: everything is written into a temporary
+//! folder beside it, flushed, and then swapped in with `renameat2(RENAME_EXCHANGE)`,
+//! so readers see either the old output or the new one, never a mix. Where the file
+//! system cannot exchange, two renames are used (a reader may then briefly find no
+//! folder, but never a partial one).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::render::{Rendered, LOCK_FILE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("refusing to replace {0}: it exists and is not a catrust output (no {LOCK_FILE}); choose an empty or new folder")]
+    NotOurs(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// May `dir` be replaced by a build? Yes if it does not exist, is empty, or holds a
+/// lock file of ours.
+pub fn replaceable(dir: &Path) -> Result<(), OutputError> {
+    match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(dir)(e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() || dir.join(LOCK_FILE).is_file() {
+                Ok(())
+            } else {
+                Err(OutputError::NotOurs(dir.to_path_buf()))
+            }
+        }
+    }
+}
+
+/// Writes `rendered` as the folder `dir`, atomically.
+pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), OutputError> {
+    replaceable(dir)?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{base}.catrust-"))
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    for (rel, bytes) in &rendered.files {
+        let path = staging.path().join(rel);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).map_err(io(p))?;
+        }
+        let mut f = fs::File::create(&path).map_err(io(&path))?;
+        f.write_all(bytes).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        if rel.ends_with(".sh") {
+            set_executable(&path)?;
+        }
+    }
+    sync_dirs(staging.path())?;
+    let staged = staging.keep();
+    let result = swap_in(&staged, dir);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staged);
+    }
+    result?;
+    if let Ok(d) = fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn set_executable(path: &Path) -> Result<(), OutputError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io(path))
+}
+
+fn sync_dirs(root: &Path) -> Result<(), OutputError> {
+    for entry in fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        if entry.file_type().map_err(io(root))?.is_dir() {
+            sync_dirs(&entry.path())?;
+        }
+    }
+    fs::File::open(root)
+        .and_then(|d| d.sync_all())
+        .map_err(io(root))
+}
+
+/// Puts `staged` at `dir`. The previous `dir` (if any) ends up at `staged` and is removed.
+fn swap_in(staged: &Path, dir: &Path) -> Result<(), OutputError> {
+    if !dir.exists() {
+        return fs::rename(staged, dir).map_err(io(dir));
+    }
+    let exchanged = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        staged,
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::RenameFlags::EXCHANGE,
+    );
+    match exchanged {
+        Ok(()) => {}
+        Err(_) => {
+            // No RENAME_EXCHANGE here: move the old folder aside, then the new one in.
+            let aside = staged.with_extension("old");
+            fs::rename(dir, &aside).map_err(io(dir))?;
+            if let Err(e) = fs::rename(staged, dir) {
+                let _ = fs::rename(&aside, dir);
+                return Err(io(dir)(e));
+            }
+            fs::rename(&aside, staged).map_err(io(staged))?;
+        }
+    }
+    fs::remove_dir_all(staged).map_err(io(staged))
+}
+
+/// The files of an existing output folder (relative path → bytes).
+pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, OutputError> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), OutputError> {
+        for entry in fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let path = entry.path();
+            if entry.file_type().map_err(io(&path))?.is_dir() {
+                walk(root, &path, out)?;
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("walked below root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, fs::read(&path).map_err(io(&path))?);
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Paths that differ between `dir` and `rendered` (added, removed or changed).
+pub fn stale_paths(dir: &Path, rendered: &Rendered) -> Result<Vec<String>, OutputError> {
+    let existing = read_tree(dir)?;
+    let mut paths: Vec<String> = rendered
+        .files
+        .iter()
+        .filter(|(p, b)| existing.get(*p) != Some(b))
+        .map(|(p, _)| p.clone())
+        .chain(
+            existing
+                .keys()
+                .filter(|p| !rendered.files.contains_key(*p))
+                .cloned(),
+        )
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads a `--templates` folder: every `*.j2` file in it, by name.
+pub fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, OutputError> {
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".j2") {
+            let path = entry.path();
+            out.insert(name, fs::read_to_string(&path).map_err(io(&path))?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,847 @@
+//! `trust.yaml` text → [`TrustConfig`], reporting every problem at once.
+//!
+//! The YAML is read into a node tree that keeps positions (saphyr's `MarkedYaml`) and
+//! walked by hand rather than through serde derive, because a derive stops at the
+//! first problem, while users want every unknown field, missing field and bad value
+//! of the file in one run, each with its line and column.
+
+use catrust_bundle::ContainerdPolicy;
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+
+use crate::config::*;
+use crate::diag::Diagnostic;
+use crate::rules::Code;
+use crate::span::{CharIndex, SourceFile, Span, Spanned};
+
+/// Parses `file` (a trust.yaml). Returns the model when the structure was complete
+/// enough to build one, and every finding.
+pub fn parse(file: &SourceFile) -> (Option<TrustConfig>, Vec<Diagnostic>) {
+    let mut cx = Cx {
+        file: &file.name,
+        text: &file.text,
+        index: CharIndex::new(&file.text),
+        diagnostics: Vec::new(),
+    };
+    let config = cx.document();
+    (config, cx.diagnostics)
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    text: &'a str,
+    index: CharIndex<'a>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// A mapping being read: fields are taken one by one; what is left is unknown.
+struct Map<'n, 'i> {
+    entries: Vec<(String, Span, &'n MarkedYaml<'i>)>,
+    taken: Vec<bool>,
+    span: Span,
+}
+
+impl<'n, 'i> Map<'n, 'i> {
+    fn take(&mut self, key: &str) -> Option<&'n MarkedYaml<'i>> {
+        let i = self.entries.iter().position(|(k, _, _)| k == key)?;
+        self.taken[i] = true;
+        Some(self.entries[i].2)
+    }
+}
+
+fn unwrap_tags<'n, 'i>(mut node: &'n MarkedYaml<'i>) -> &'n MarkedYaml<'i> {
+    while let YamlData::Tagged(_, inner) = &node.data {
+        node = inner;
+    }
+    node
+}
+
+fn type_name(node: &MarkedYaml) -> &'static str {
+    match &unwrap_tags(node).data {
+        YamlData::Value(Scalar::Null) => "null",
+        YamlData::Value(Scalar::Boolean(_)) => "a boolean",
+        YamlData::Value(Scalar::Integer(_)) => "an integer",
+        YamlData::Value(Scalar::FloatingPoint(_)) => "a number",
+        YamlData::Value(Scalar::String(_)) | YamlData::Representation(..) => "a string",
+        YamlData::Sequence(_) => "a list",
+        YamlData::Mapping(_) => "a mapping",
+        YamlData::Alias(_) => "an alias",
+        YamlData::Tagged(..) | YamlData::BadValue => "an unknown value",
+    }
+}
+
+/// The closest known field name, for "did you mean" hints.
+pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = unknown.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| {
+            let score = if k.to_ascii_lowercase() == lower {
+                1.0
+            } else {
+                strsim::jaro_winkler(&lower, &k.to_ascii_lowercase())
+            };
+            (score, *k)
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+impl<'a> Cx<'a> {
+    fn span(&self, node: &MarkedYaml) -> Span {
+        let start = self.index.byte(node.span.start.index());
+        let mut end = self.index.byte(node.span.end.index());
+        // Block collections end where the next token starts; trim trailing blanks so the
+        // span underlines the value, not the indentation that follows it.
+        while end > start && self.text.as_bytes()[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        Span::new(start, end)
+    }
+
+    fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::new(code, message).at(self.file, span));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn document(&mut self) -> Option<TrustConfig> {
+        let docs = match MarkedYaml::load_from_str(self.text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                let at = self.index.byte(e.marker().index());
+                let end = self.text[at..]
+                    .find('\n')
+                    .map_or(self.text.len(), |i| at + i);
+                self.error(
+                    Code::Ct001,
+                    Span::new(at, end.max(at)),
+                    e.info().to_string(),
+                );
+                return None;
+            }
+        };
+        match docs.len() {
+            0 => {
+                self.error(Code::Ct003, Span::default(), "trust.yaml is empty")
+                    .help = Some(format!(
+                    "start with `apiVersion: {API_VERSION}` and `kind: {KIND}`, or run `catrust init`"
+                ));
+                None
+            }
+            1 => self.root(&docs[0]),
+            _ => {
+                let span = self.span(&docs[1]);
+                self.error(
+                    Code::Ct001,
+                    span,
+                    "trust.yaml holds more than one YAML document",
+                )
+                .help = Some("keep one TrustConfig per file; remove the `---` separator".into());
+                None
+            }
+        }
+    }
+
+    fn map<'n, 'i>(&mut self, node: &'n MarkedYaml<'i>, what: &str) -> Option<Map<'n, 'i>> {
+        let node = unwrap_tags(node);
+        let span = self.span(node);
+        let mapping = match &node.data {
+            YamlData::Mapping(m) => m,
+            YamlData::Value(Scalar::Null) => {
+                return Some(Map {
+                    entries: Vec::new(),
+                    taken: Vec::new(),
+                    span,
+                })
+            }
+            _ => {
+                let found = type_name(node);
+                self.error(
+                    Code::Ct007,
+                    span,
+                    format!("`{what}` must be a mapping, found {found}"),
+                );
+                return None;
+            }
+        };
+        let mut entries = Vec::with_capacity(mapping.len());
+        for (k, v) in mapping {
+            let key_span = self.span(k);
+            match &unwrap_tags(k).data {
+                YamlData::Value(Scalar::String(s)) => entries.push((s.to_string(), key_span, v)),
+                _ => {
+                    let found = type_name(k);
+                    self.error(
+                        Code::Ct007,
+                        key_span,
+                        format!("keys of `{what}` must be strings, found {found}"),
+                    );
+                }
+            }
+        }
+        let taken = vec![false; entries.len()];
+        Some(Map {
+            entries,
+            taken,
+            span,
+        })
+    }
+
+    /// Reports every field of `map` that was not taken (CT002), with a suggestion.
+    fn finish(&mut self, map: Map, what: &str, known: &[&str]) {
+        for (i, (key, span, _)) in map.entries.iter().enumerate() {
+            if map.taken[i] {
+                continue;
+            }
+            let message = format!("unknown field `{key}` in `{what}`");
+            let help = match suggest(key, known) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("`{what}` takes: {}", known.join(", ")),
+            };
+            self.error(Code::Ct002, *span, message).help = Some(help);
+        }
+    }
+
+    fn missing(&mut self, span: Span, what: &str, field: &str) {
+        self.error(
+            Code::Ct003,
+            span,
+            format!("missing required field `{field}` in `{what}`"),
+        );
+    }
+
+    fn string(&mut self, node: &MarkedYaml, what: &str) -> Option<Spanned<String>> {
+        let node = unwrap_tags(node);
+        let span = self.span(node);
+        match &node.data {
+            YamlData::Value(Scalar::String(s)) => Some(Spanned::new(s.to_string(), span)),
+            YamlData::Representation(s, _, _) => Some(Spanned::new(s.to_string(), span)),
+            // Unquoted digits (a pin, a name like `2024`) are numbers to YAML but text to
+            // us: take exactly what was written.
+            YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_)) => Some(Spanned::new(
+                self.text[span.start..span.end].to_string(),
+                span,
+            )),
+            _ => {
+                let found = type_name(node);
+                self.error(
+                    Code::Ct007,
+                    span,
+                    format!("`{what}` must be a string, found {found}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &MarkedYaml, what: &str) -> Option<Spanned<bool>> {
+        let node = unwrap_tags(node);
+        let span = self.span(node);
+        match &node.data {
+            YamlData::Value(Scalar::Boolean(b)) => Some(Spanned::new(*b, span)),
+            _ => {
+                let found = type_name(node);
+                self.error(
+                    Code::Ct007,
+                    span,
+                    format!("`{what}` must be true or false, found {found}"),
+                )
+                .help = Some("write `true` or `false` without quotes".into());
+                None
+            }
+        }
+    }
+
+    fn list<'n, 'i>(&mut self, node: &'n MarkedYaml<'i>, what: &str) -> Vec<&'n MarkedYaml<'i>> {
+        let node = unwrap_tags(node);
+        match &node.data {
+            YamlData::Sequence(items) => items.iter().collect(),
+            YamlData::Value(Scalar::Null) => Vec::new(),
+            _ => {
+                let span = self.span(node);
+                let found = type_name(node);
+                self.error(
+                    Code::Ct007,
+                    span,
+                    format!("`{what}` must be a list, found {found}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn string_list(&mut self, node: &MarkedYaml, what: &str) -> Vec<Spanned<String>> {
+        self.list(node, what)
+            .into_iter()
+            .filter_map(|item| self.string(item, what))
+            .collect()
+    }
+
+    fn opt_string(&mut self, map: &mut Map, key: &str, what: &str) -> Option<Spanned<String>> {
+        let node = map.take(key)?;
+        self.string(node, &format!("{what}.{key}"))
+    }
+
+    fn req_string(&mut self, map: &mut Map, key: &str, what: &str) -> Option<Spanned<String>> {
+        match map.take(key) {
+            Some(node) => self.string(node, &format!("{what}.{key}")),
+            None => {
+                self.missing(map.span, what, key);
+                None
+            }
+        }
+    }
+
+    fn opt_bool(&mut self, map: &mut Map, key: &str, what: &str) -> Option<Spanned<bool>> {
+        let node = map.take(key)?;
+        self.boolean(node, &format!("{what}.{key}"))
+    }
+
+    fn duration(&mut self, map: &mut Map, key: &str, what: &str, default: u64) -> Spanned<u64> {
+        let Some(text) = self.opt_string(map, key, what) else {
+            return Spanned::new(default, map.span);
+        };
+        match parse_duration(&text.value) {
+            Some(secs) => Spanned::new(secs, text.span),
+            None => {
+                self.error(
+                    Code::Ct006,
+                    text.span,
+                    format!("`{what}.{key}`: `{}` is not a duration", text.value),
+                )
+                .help = Some("write a number with s, m, h or d, such as `72h` or `30d`".into());
+                Spanned::new(default, text.span)
+            }
+        }
+    }
+
+    fn root(&mut self, node: &MarkedYaml) -> Option<TrustConfig> {
+        let mut map = self.map(node, "trust.yaml")?;
+        let api = self.req_string(&mut map, "apiVersion", "trust.yaml");
+        if let Some(api) = &api {
+            if api.value != API_VERSION {
+                self.error(
+                    Code::Ct006,
+                    api.span,
+                    format!("apiVersion `{}` is not supported", api.value),
+                )
+                .help = Some(format!("use `apiVersion: {API_VERSION}`"));
+            }
+        }
+        let kind = self.req_string(&mut map, "kind", "trust.yaml");
+        if let Some(kind) = &kind {
+            if kind.value != KIND {
+                self.error(
+                    Code::Ct006,
+                    kind.span,
+                    format!("kind `{}` is not {KIND}", kind.value),
+                )
+                .help = Some(format!("use `kind: {KIND}`"));
+            }
+        }
+        let name = match map.take("metadata") {
+            Some(node) => self.metadata(node),
+            None => {
+                self.missing(map.span, "trust.yaml", "metadata");
+                None
+            }
+        };
+        let spec = match map.take("spec") {
+            Some(node) => self.spec(node),
+            None => {
+                self.missing(map.span, "trust.yaml", "spec");
+                None
+            }
+        };
+        self.finish(
+            map,
+            "trust.yaml",
+            &["apiVersion", "kind", "metadata", "spec"],
+        );
+        let (authorities, distrust, min_overlap, expiry_warning, targets) = spec?;
+        let (_, _) = (api?, kind?);
+        Some(TrustConfig {
+            name: name?,
+            authorities,
+            distrust,
+            min_overlap,
+            expiry_warning,
+            targets,
+        })
+    }
+
+    fn metadata(&mut self, node: &MarkedYaml) -> Option<Spanned<String>> {
+        let mut map = self.map(node, "metadata")?;
+        let name = self.req_string(&mut map, "name", "metadata");
+        // Users copy whole Kubernetes metadata blocks; labels and annotations are harmless.
+        map.take("labels");
+        map.take("annotations");
+        self.finish(map, "metadata", &["name", "labels", "annotations"]);
+        let name = name?;
+        let valid =
+            catrust_bundle::is_dns_label(&name.value) && name.value.len() <= MAX_CONFIG_NAME;
+        if !valid {
+            self.error(
+                Code::Ct004,
+                name.span,
+                format!(
+                    "metadata.name `{}` is not a DNS label of at most {MAX_CONFIG_NAME} characters",
+                    name.value
+                ),
+            )
+            .help = Some("use lowercase letters, digits and `-`, such as `corp`".into());
+        }
+        Some(name)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn spec(
+        &mut self,
+        node: &MarkedYaml,
+    ) -> Option<(
+        Vec<AuthoritySpec>,
+        Vec<DistrustSpec>,
+        Spanned<u64>,
+        Spanned<u64>,
+        Targets,
+    )> {
+        let mut map = self.map(node, "spec")?;
+        let authorities = match map.take("authorities") {
+            Some(list) => {
+                let items = self.list(list, "spec.authorities");
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some(a) = self.authority(item) {
+                        out.push(a);
+                    }
+                }
+                Some(out)
+            }
+            None => {
+                self.missing(map.span, "spec", "authorities");
+                None
+            }
+        };
+        let distrust = match map.take("distrust") {
+            Some(list) => self
+                .list(list, "spec.distrust")
+                .into_iter()
+                .filter_map(|item| self.distrust(item))
+                .collect(),
+            None => Vec::new(),
+        };
+        let min_overlap = match map.take("rotation") {
+            Some(node) => self.rotation(node, map.span),
+            None => Spanned::new(72 * 3600, map.span),
+        };
+        let expiry_warning = self.duration(&mut map, "expiryWarning", "spec", 30 * 86_400);
+        let targets = match map.take("targets") {
+            Some(node) => self.targets(node),
+            None => {
+                self.missing(map.span, "spec", "targets");
+                None
+            }
+        };
+        self.finish(
+            map,
+            "spec",
+            &[
+                "authorities",
+                "distrust",
+                "rotation",
+                "expiryWarning",
+                "targets",
+            ],
+        );
+        Some((
+            authorities?,
+            distrust,
+            min_overlap,
+            expiry_warning,
+            targets?,
+        ))
+    }
+
+    fn rotation(&mut self, node: &MarkedYaml, parent: Span) -> Spanned<u64> {
+        let Some(mut map) = self.map(node, "spec.rotation") else {
+            return Spanned::new(72 * 3600, parent);
+        };
+        let overlap = self.duration(&mut map, "minOverlap", "spec.rotation", 72 * 3600);
+        self.finish(map, "spec.rotation", &["minOverlap"]);
+        overlap
+    }
+
+    fn authority(&mut self, node: &MarkedYaml) -> Option<AuthoritySpec> {
+        const WHAT: &str = "spec.authorities[]";
+        let mut map = self.map(node, WHAT)?;
+        let name = self.req_string(&mut map, "name", WHAT);
+        let file = self.opt_string(&mut map, "file", WHAT);
+        let pem = self.opt_string(&mut map, "pem", WHAT);
+        let sha256 = match map.take("sha256") {
+            Some(n) if matches!(unwrap_tags(n).data, YamlData::Sequence(_)) => {
+                self.string_list(n, "sha256")
+            }
+            Some(n) => self.string(n, "sha256").into_iter().collect(),
+            None => Vec::new(),
+        };
+        let registries = match map.take("registries") {
+            Some(n) => self.string_list(n, "registries"),
+            None => Vec::new(),
+        };
+        let pools = match map.take("pools") {
+            Some(n) => self.string_list(n, "pools"),
+            None => Vec::new(),
+        };
+        let replaces = self.opt_string(&mut map, "replaces", WHAT);
+        let span = map.span;
+        self.finish(
+            map,
+            WHAT,
+            &[
+                "name",
+                "file",
+                "pem",
+                "sha256",
+                "registries",
+                "pools",
+                "replaces",
+            ],
+        );
+        let name = name?;
+        let source = match (file, pem) {
+            (Some(f), None) => CertSource::File(f),
+            (None, Some(p)) => CertSource::Pem(p),
+            (Some(_), Some(p)) => {
+                self.error(
+                    Code::Ct003,
+                    p.span,
+                    format!("authority `{}` has both `file` and `pem`", name.value),
+                )
+                .help = Some("keep exactly one of `file` and `pem`".into());
+                return None;
+            }
+            (None, None) => {
+                self.error(
+                    Code::Ct003,
+                    name.span,
+                    format!("authority `{}` has neither `file` nor `pem`", name.value),
+                )
+                .help = Some(
+                    "add `file: path/to/ca.pem` (relative to trust.yaml) or inline `pem: |`".into(),
+                );
+                return None;
+            }
+        };
+        Some(AuthoritySpec {
+            name,
+            source,
+            sha256,
+            registries,
+            pools,
+            replaces,
+            span,
+        })
+    }
+
+    fn distrust(&mut self, node: &MarkedYaml) -> Option<DistrustSpec> {
+        const WHAT: &str = "spec.distrust[]";
+        let mut map = self.map(node, WHAT)?;
+        let sha256 = self.req_string(&mut map, "sha256", WHAT);
+        let reason = self.opt_string(&mut map, "reason", WHAT);
+        let span = map.span;
+        self.finish(map, WHAT, &["sha256", "reason"]);
+        Some(DistrustSpec {
+            sha256: sha256?,
+            reason,
+            span,
+        })
+    }
+
+    fn targets(&mut self, node: &MarkedYaml) -> Option<Targets> {
+        let mut map = self.map(node, "spec.targets")?;
+        let aks = map.take("aks").and_then(|n| self.aks(n));
+        let agent = map.take("agent").and_then(|n| self.agent(n));
+        let span = map.span;
+        let empty = map.entries.is_empty();
+        self.finish(map, "spec.targets", &["aks", "agent"]);
+        if empty {
+            self.error(Code::Ct003, span, "`spec.targets` names no target")
+                .help = Some("add `aks:` and/or `agent:` under `targets`".into());
+        }
+        Some(Targets { aks, agent, span })
+    }
+
+    fn aks(&mut self, node: &MarkedYaml) -> Option<AksTarget> {
+        const WHAT: &str = "spec.targets.aks";
+        let mut map = self.map(node, WHAT)?;
+        let resource_group = self.req_string(&mut map, "resourceGroup", WHAT);
+        let cluster = self.req_string(&mut map, "cluster", WHAT);
+        let certificates_file = self
+            .opt_bool(&mut map, "certificatesFile", WHAT)
+            .unwrap_or(Spanned::new(true, map.span));
+        let secret = self
+            .opt_bool(&mut map, "secret", WHAT)
+            .unwrap_or(Spanned::new(true, map.span));
+        let node_pools = match map.take("nodePools") {
+            Some(list) => self
+                .list(list, "nodePools")
+                .into_iter()
+                .filter_map(|n| self.node_pool(n))
+                .collect(),
+            None => Vec::new(),
+        };
+        let span = map.span;
+        self.finish(
+            map,
+            WHAT,
+            &[
+                "resourceGroup",
+                "cluster",
+                "certificatesFile",
+                "secret",
+                "nodePools",
+            ],
+        );
+        Some(AksTarget {
+            resource_group: resource_group?,
+            cluster: cluster?,
+            certificates_file,
+            secret,
+            node_pools,
+            span,
+        })
+    }
+
+    fn node_pool(&mut self, node: &MarkedYaml) -> Option<NodePool> {
+        const WHAT: &str = "spec.targets.aks.nodePools[]";
+        let mut map = self.map(node, WHAT)?;
+        let name = self.req_string(&mut map, "name", WHAT);
+        let os_type = self
+            .opt_string(&mut map, "osType", WHAT)
+            .unwrap_or(Spanned::new("Linux".into(), map.span));
+        if !matches!(os_type.value.as_str(), "Linux" | "Windows") {
+            self.error(
+                Code::Ct006,
+                os_type.span,
+                format!("osType `{}` is not Linux or Windows", os_type.value),
+            );
+        }
+        let custom_ca_trust = self.opt_bool(&mut map, "customCATrust", WHAT);
+        let span = map.span;
+        self.finish(map, WHAT, &["name", "osType", "customCATrust"]);
+        Some(NodePool {
+            name: name?,
+            os_type,
+            custom_ca_trust,
+            span,
+        })
+    }
+
+    fn agent(&mut self, node: &MarkedYaml) -> Option<AgentTarget> {
+        const WHAT: &str = "spec.targets.agent";
+        let mut map = self.map(node, WHAT)?;
+        let namespace = self
+            .opt_string(&mut map, "namespace", WHAT)
+            .unwrap_or(Spanned::new("kube-system".into(), map.span));
+        let image = self.req_string(&mut map, "image", WHAT);
+        let containerd = match self.opt_string(&mut map, "containerd", WHAT) {
+            Some(s) => {
+                match ContainerdPolicy::parse(&s.value) {
+                    Some(p) => Spanned::new(p, s.span),
+                    None => {
+                        self.error(
+                        Code::Ct006,
+                        s.span,
+                        format!("containerd policy `{}` is not one of restart, registries-only, none", s.value),
+                    );
+                        Spanned::new(ContainerdPolicy::Restart, s.span)
+                    }
+                }
+            }
+            None => Spanned::new(ContainerdPolicy::Restart, map.span),
+        };
+        let max_unavailable = match self.opt_string(&mut map, "maxUnavailable", WHAT) {
+            Some(s) => {
+                match parse_int_or_percent(&s.value) {
+                    Some(v) => Spanned::new(v, s.span),
+                    None => {
+                        self.error(
+                        Code::Ct006,
+                        s.span,
+                        format!("maxUnavailable `{}` is not a positive number or percentage (1%..100%)", s.value),
+                    );
+                        Spanned::new(IntOrPercent::Percent(10), s.span)
+                    }
+                }
+            }
+            None => Spanned::new(IntOrPercent::Percent(10), map.span),
+        };
+        let pool_label = self
+            .opt_string(&mut map, "poolLabel", WHAT)
+            .unwrap_or(Spanned::new(
+                "kubernetes.azure.com/agentpool".into(),
+                map.span,
+            ));
+        let node_selector = match map.take("nodeSelector") {
+            Some(n) => self.string_map(n, "nodeSelector"),
+            None => Vec::new(),
+        };
+        let span = map.span;
+        self.finish(
+            map,
+            WHAT,
+            &[
+                "namespace",
+                "image",
+                "containerd",
+                "maxUnavailable",
+                "poolLabel",
+                "nodeSelector",
+            ],
+        );
+        Some(AgentTarget {
+            namespace,
+            image: image?,
+            containerd,
+            max_unavailable,
+            pool_label,
+            node_selector,
+            span,
+        })
+    }
+
+    fn string_map(
+        &mut self,
+        node: &MarkedYaml,
+        what: &str,
+    ) -> Vec<(Spanned<String>, Spanned<String>)> {
+        let Some(mut map) = self.map(node, what) else {
+            return Vec::new();
+        };
+        let keys: Vec<(String, Span)> = map
+            .entries
+            .iter()
+            .map(|(k, s, _)| (k.clone(), *s))
+            .collect();
+        let mut out = Vec::new();
+        for (key, key_span) in keys {
+            let node = map.take(&key).expect("key listed");
+            if let Some(value) = self.string(node, what) {
+                out.push((Spanned::new(key, key_span), value));
+            }
+        }
+        out
+    }
+}
+
+fn parse_int_or_percent(s: &str) -> Option<IntOrPercent> {
+    match s.strip_suffix('%') {
+        Some(p) => p
+            .parse::<u32>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(IntOrPercent::Percent),
+        None => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(IntOrPercent::Int),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Option<TrustConfig>, Vec<Diagnostic>) {
+        parse(&SourceFile::new("trust.yaml", text))
+    }
+
+    const MINIMAL: &str = "apiVersion: catrust.dev/v1alpha1
+kind: TrustConfig
+metadata:
+  name: corp
+spec:
+  authorities:
+    - name: root
+      file: certs/root.pem
+  targets:
+    aks:
+      resourceGroup: rg
+      cluster: c
+";
+
+    #[test]
+    fn minimal_config_has_defaults() {
+        let (config, diags) = parse_str(MINIMAL);
+        assert!(diags.is_empty(), "{diags:?}");
+        let config = config.unwrap();
+        assert_eq!(config.min_overlap.value, 72 * 3600);
+        assert_eq!(config.expiry_warning.value, 30 * 86_400);
+        let aks = config.targets.aks.unwrap();
+        assert!(aks.certificates_file.value && aks.secret.value);
+        assert_eq!(config.authorities[0].name.value, "root");
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported_with_a_suggestion_and_a_span() {
+        let text = MINIMAL
+            .replace(
+                "  authorities:",
+                "  authorites:\n  expiryWarnig: 3d\n  authorities:",
+            )
+            .replace("      file:", "      fiel: x\n      file:");
+        let (_, diags) = parse_str(&text);
+        let codes: Vec<_> = diags
+            .iter()
+            .map(|d| (d.code, d.help.clone().unwrap()))
+            .collect();
+        assert_eq!(codes.len(), 3, "{diags:?}");
+        assert!(codes.iter().all(|(c, _)| *c == Code::Ct002));
+        assert!(codes
+            .iter()
+            .any(|(_, h)| h == "did you mean `authorities`?"));
+        assert!(codes
+            .iter()
+            .any(|(_, h)| h == "did you mean `expiryWarning`?"));
+        assert!(codes.iter().any(|(_, h)| h == "did you mean `file`?"));
+        let file = SourceFile::new("trust.yaml", text.clone());
+        let d = diags.iter().find(|d| d.message.contains("fiel")).unwrap();
+        let loc = d.location.as_ref().unwrap();
+        assert_eq!(file.line_col(loc.span.start), (10, 7));
+        assert_eq!(&text[loc.span.start..loc.span.end], "fiel");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_line() {
+        let (config, diags) = parse_str("a: [1, 2\nb: c\n");
+        assert!(config.is_none());
+        assert_eq!(diags[0].code, Code::Ct001);
+    }
+
+    #[test]
+    fn bad_values_are_coded() {
+        let text = MINIMAL.replace(
+            "  targets:",
+            "  rotation:\n    minOverlap: 3 days\n  targets:\n    agent:\n      image: x\n      containerd: sometimes\n",
+        );
+        let (_, diags) = parse_str(&text);
+        let codes: Vec<_> = diags.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&Code::Ct006), "{diags:?}");
+    }
+
+    #[test]
+    fn file_and_pem_are_exclusive() {
+        let text = MINIMAL.replace(
+            "      file: certs/root.pem\n",
+            "      file: a\n      pem: b\n",
+        );
+        let (_, diags) = parse_str(&text);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, Code::Ct003);
+        let text = MINIMAL.replace("      file: certs/root.pem\n", "");
+        let (_, diags) = parse_str(&text);
+        assert_eq!(diags[0].code, Code::Ct003);
+    }
+}

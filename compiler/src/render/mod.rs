@@ -1,0 +1,155 @@
+//! Loaded configuration → the bytes of every output file. Pure: no clock, no file
+//! system; the same input gives the same bytes everywhere.
+
+pub mod aks;
+pub mod k8s;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::TrustConfig;
+use crate::load::Certificate;
+use crate::templates::{TemplateError, Templates};
+
+/// Which targets to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSelection {
+    /// Every target trust.yaml declares.
+    Declared,
+    Aks,
+    Agent,
+}
+
+/// Where the configuration came from, recorded in the lock file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// Repository path of trust.yaml.
+    pub config_path: String,
+}
+
+/// Everything one build writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Output-relative path → bytes, including `kustomization.yaml` and the lock file.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The Kubernetes objects, in kustomization order, one YAML document each.
+    pub objects: Vec<String>,
+}
+
+impl Rendered {
+    /// The objects as one YAML stream, for `--stdout` and the Argo CD plugin.
+    pub fn stream(&self) -> String {
+        self.objects.join("---\n")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("--target {0}: trust.yaml declares no `spec.targets.{0}`")]
+    TargetNotDeclared(&'static str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockAuthority<'a> {
+    name: &'a str,
+    sha256: &'a str,
+    subject: &'a str,
+    not_after: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Lock<'a> {
+    generator: String,
+    config: &'a str,
+    source: LockSource<'a>,
+    authorities: Vec<LockAuthority<'a>>,
+    bundle_sha256: String,
+    files: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LockSource<'a> {
+    file: &'a str,
+}
+
+/// Renders every selected target. The configuration must have passed the lint
+/// without errors (the caller checks): rendering does not re-validate.
+pub fn render(
+    config: &TrustConfig,
+    certificates: &[Certificate],
+    templates: &Templates,
+    selection: TargetSelection,
+    provenance: &Provenance,
+) -> Result<Rendered, RenderError> {
+    let (want_aks, want_agent) = match selection {
+        TargetSelection::Declared => (config.targets.aks.is_some(), config.targets.agent.is_some()),
+        TargetSelection::Aks => (true, false),
+        TargetSelection::Agent => (false, true),
+    };
+    let mut out = Rendered::default();
+    let mut resources = Vec::new();
+    if want_aks {
+        let aks = config
+            .targets
+            .aks
+            .as_ref()
+            .ok_or(RenderError::TargetNotDeclared("aks"))?;
+        aks::render(
+            config,
+            aks,
+            certificates,
+            templates,
+            provenance,
+            &mut out,
+            &mut resources,
+        )?;
+    }
+    if want_agent && config.targets.agent.is_none() {
+        return Err(RenderError::TargetNotDeclared("agent"));
+    }
+    let kustomization = k8s::Kustomization {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources,
+    };
+    out.files.insert(
+        "kustomization.yaml".into(),
+        k8s::to_yaml(&kustomization).into_bytes(),
+    );
+    let lock = Lock {
+        generator: format!("catrust {}", env!("CARGO_PKG_VERSION")),
+        config: &config.name.value,
+        source: LockSource {
+            file: &provenance.config_path,
+        },
+        authorities: certificates
+            .iter()
+            .map(|c| LockAuthority {
+                name: &c.name,
+                sha256: &c.info.sha256,
+                subject: &c.info.subject,
+                not_after: crate::cert::format_time(c.info.not_after),
+            })
+            .collect(),
+        bundle_sha256: crate::bundle::manifest(config, certificates).bundle_sha256,
+        files: out
+            .files
+            .iter()
+            .map(|(path, bytes)| (path.clone(), catrust_bundle::sha256_hex(bytes)))
+            .collect(),
+    };
+    let mut json = serde_json::to_string_pretty(&lock).expect("lock serialises");
+    json.push('\n');
+    out.files.insert(LOCK_FILE.into(), json.into_bytes());
+    Ok(out)
+}
+
+/// Name of the lock file inside the output folder; its presence marks a folder as a
+/// catrust output (so `--out` never replaces a folder that is not one).
+pub const LOCK_FILE: &str = "catrust.lock.json";
