@@ -1,6 +1,7 @@
 //! Loaded configuration → the bytes of every output file. Pure: no clock, no file
 //! system; the same input gives the same bytes everywhere.
 
+pub mod agent;
 pub mod aks;
 pub mod k8s;
 
@@ -35,6 +36,15 @@ pub struct Rendered {
     pub files: BTreeMap<String, Vec<u8>>,
     /// The Kubernetes objects, in kustomization order, one YAML document each.
     pub objects: Vec<String>,
+    /// The agent bundles rendered (one per pool group).
+    pub bundles: Vec<BundleRef>,
+}
+
+/// One rendered agent bundle Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleRef {
+    pub secret: String,
+    pub sha256: String,
 }
 
 impl Rendered {
@@ -68,7 +78,12 @@ struct Lock<'a> {
     config: &'a str,
     source: LockSource<'a>,
     authorities: Vec<LockAuthority<'a>>,
+    /// The bundle of every authority (what a node of no particular pool trusts when no
+    /// authority names pools).
     bundle_sha256: String,
+    /// The agent bundle Secrets rendered, one per pool group.
+    #[serde(skip_serializing_if = "<[BundleRef]>::is_empty")]
+    agent_bundles: &'a [BundleRef],
     files: BTreeMap<String, String>,
 }
 
@@ -110,8 +125,13 @@ pub fn render(
             &mut resources,
         )?;
     }
-    if want_agent && config.targets.agent.is_none() {
-        return Err(RenderError::TargetNotDeclared("agent"));
+    if want_agent {
+        let agent = config
+            .targets
+            .agent
+            .as_ref()
+            .ok_or(RenderError::TargetNotDeclared("agent"))?;
+        agent::render(config, agent, certificates, &mut out, &mut resources);
     }
     let kustomization = k8s::Kustomization {
         api_version: "kustomize.config.k8s.io/v1beta1",
@@ -138,6 +158,7 @@ pub fn render(
             })
             .collect(),
         bundle_sha256: crate::bundle::manifest(config, certificates).bundle_sha256,
+        agent_bundles: &out.bundles,
         files: out
             .files
             .iter()

@@ -1,0 +1,411 @@
+//! The agent target: a ServiceAccount, and per pool group an immutable hashed bundle
+//! Secret and a DaemonSet that installs it on the group's nodes.
+//!
+//! Pool groups: authorities may name `pools`. Every node pool named anywhere gets the
+//! authorities without `pools` plus those naming it; nodes of any other pool get only
+//! the former. Pools that end up with the same set share one bundle and one DaemonSet
+//! (selected by `poolLabel`), so a rollout touches only the nodes whose trust changes.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
+use super::Rendered;
+use crate::config::{AgentTarget, HostExec, TrustConfig};
+use crate::load::Certificate;
+
+/// The port of the agent's health and metrics endpoints.
+pub const AGENT_PORT: u16 = 9479;
+/// Where the bundle Secret is mounted in the agent container.
+pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
+/// Where the host's folders are mounted in the agent container.
+pub const HOST_ROOT: &str = "/host";
+/// The pod-template annotation that carries the expected bundle hash.
+pub const BUNDLE_ANNOTATION: &str = "catrust.dev/bundle-sha256";
+
+/// Nodes selected by pool: `In` the listed pools, or `NotIn` every named pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolSelector {
+    /// No authority names pools: every node.
+    All,
+    In(Vec<String>),
+    NotIn(Vec<String>),
+}
+
+/// One DaemonSet's worth of nodes and the certificates they trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGroup {
+    pub selector: PoolSelector,
+    /// Indices into the certificate list, in trust.yaml order.
+    pub certificates: Vec<usize>,
+}
+
+/// Splits nodes into groups with identical certificate sets. Pure.
+pub fn pool_groups(config: &TrustConfig, certificates: &[Certificate]) -> Vec<PoolGroup> {
+    let pools_of = |c: &Certificate| -> Vec<String> {
+        config.authorities[c.authority]
+            .pools
+            .iter()
+            .map(|p| p.value.clone())
+            .collect()
+    };
+    let named: BTreeSet<String> = certificates.iter().flat_map(pools_of).collect();
+    let everywhere: Vec<usize> = (0..certificates.len())
+        .filter(|&i| pools_of(&certificates[i]).is_empty())
+        .collect();
+    if named.is_empty() {
+        return vec![PoolGroup {
+            selector: PoolSelector::All,
+            certificates: everywhere,
+        }];
+    }
+    let mut groups: Vec<PoolGroup> = Vec::new();
+    for pool in &named {
+        let set: Vec<usize> = (0..certificates.len())
+            .filter(|&i| {
+                let pools = pools_of(&certificates[i]);
+                pools.is_empty() || pools.contains(pool)
+            })
+            .collect();
+        match groups.iter_mut().find(|g| g.certificates == set) {
+            Some(PoolGroup {
+                selector: PoolSelector::In(pools),
+                ..
+            }) => pools.push(pool.clone()),
+            _ => groups.push(PoolGroup {
+                selector: PoolSelector::In(vec![pool.clone()]),
+                certificates: set,
+            }),
+        }
+    }
+    groups.push(PoolGroup {
+        selector: PoolSelector::NotIn(named.into_iter().collect()),
+        certificates: everywhere,
+    });
+    groups
+}
+
+/// A DNS label of at most 63 characters: `base-suffix`, shortened with a hash if needed.
+fn object_name(base: &str, suffix: &str) -> String {
+    let name = if suffix.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}-{suffix}")
+    };
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = &catrust_bundle::sha256_hex(name.as_bytes())[..8];
+    let keep = 63 - hash.len() - 1;
+    format!("{}-{hash}", name[..keep].trim_end_matches('-'))
+}
+
+fn group_suffix(selector: &PoolSelector) -> String {
+    match selector {
+        PoolSelector::All => String::new(),
+        PoolSelector::In(pools) => pools.join("-"),
+        PoolSelector::NotIn(_) => "other-pools".into(),
+    }
+}
+
+pub(super) fn render(
+    config: &TrustConfig,
+    agent: &AgentTarget,
+    certificates: &[Certificate],
+    out: &mut Rendered,
+    resources: &mut Vec<String>,
+) {
+    let name = &config.name.value;
+    let namespace = &agent.namespace.value;
+    let service_account = object_name(&format!("catrust-agent-{name}"), "");
+    let sa = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": service_account,
+            "namespace": namespace,
+            "labels": k8s::labels(name, "node-agent"),
+            "annotations": { "argocd.argoproj.io/sync-wave": "-1" },
+        },
+        // The agent never calls the API server: it reads its bundle from a volume.
+        "automountServiceAccountToken": false,
+    });
+    emit(out, resources, "agent/serviceaccount.yaml", &sa);
+
+    for group in pool_groups(config, certificates) {
+        let members: Vec<&Certificate> = group
+            .certificates
+            .iter()
+            .map(|&i| &certificates[i])
+            .collect();
+        let manifest = crate::bundle::manifest_of(config, members.iter().copied());
+        let suffix = group_suffix(&group.selector);
+        let secret_name = object_name(&format!("catrust-{name}"), manifest.short_hash());
+        let mut data = OrderedMap::default();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for c in &members {
+            data.insert(
+                format!("{}{}", c.name, catrust_bundle::CERT_SUFFIX),
+                b64.encode(&c.pem),
+            );
+        }
+        data.insert(catrust_bundle::MANIFEST_KEY, b64.encode(manifest.to_json()));
+        let mut annotations = OrderedMap::default();
+        // Created before the DaemonSet that mounts it, pruned after the DaemonSet that
+        // stops mounting it: a rolling node never finds its bundle gone.
+        annotations.insert("argocd.argoproj.io/sync-wave", "-1");
+        annotations.insert("argocd.argoproj.io/sync-options", "PruneLast=true");
+        let secret = Secret {
+            api_version: "v1",
+            kind: "Secret",
+            metadata: ObjectMeta {
+                name: secret_name.clone(),
+                namespace: Some(namespace.clone()),
+                labels: k8s::labels(name, "bundle"),
+                annotations,
+            },
+            immutable: Some(true),
+            type_: "Opaque",
+            data,
+        };
+        let secret_file = if suffix.is_empty() {
+            "agent/bundle-secret.yaml".to_string()
+        } else {
+            format!("agent/bundle-secret-{suffix}.yaml")
+        };
+        emit(out, resources, &secret_file, &secret);
+        out.bundles.push(super::BundleRef {
+            secret: secret_name.clone(),
+            sha256: manifest.bundle_sha256.clone(),
+        });
+
+        let ds_name = object_name(&format!("catrust-agent-{name}"), &suffix);
+        let ds = daemonset(
+            config,
+            agent,
+            &ds_name,
+            &service_account,
+            &secret_name,
+            &manifest.bundle_sha256,
+            &group.selector,
+        );
+        let ds_file = if suffix.is_empty() {
+            "agent/daemonset.yaml".to_string()
+        } else {
+            format!("agent/daemonset-{suffix}.yaml")
+        };
+        emit(out, resources, &ds_file, &ds);
+    }
+}
+
+fn emit(
+    out: &mut Rendered,
+    resources: &mut Vec<String>,
+    path: &str,
+    object: &impl serde::Serialize,
+) {
+    let yaml = k8s::to_yaml(object);
+    out.files
+        .insert(path.to_string(), yaml.clone().into_bytes());
+    out.objects.push(yaml);
+    resources.push(path.to_string());
+}
+
+fn affinity(agent: &AgentTarget, selector: &PoolSelector) -> Option<Value> {
+    let (operator, pools) = match selector {
+        PoolSelector::All => return None,
+        PoolSelector::In(p) => ("In", p),
+        PoolSelector::NotIn(p) => ("NotIn", p),
+    };
+    Some(json!({
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{
+                    "matchExpressions": [{
+                        "key": agent.pool_label.value,
+                        "operator": operator,
+                        "values": pools,
+                    }]
+                }]
+            }
+        }
+    }))
+}
+
+/// Host folders the agent mounts, and why each is needed. With `nsenter` the refresh
+/// itself runs in the host's mount namespace; these mounts are for the agent's own
+/// reads and atomic writes.
+const HOST_MOUNTS: &[(&str, &str, bool, &str)] = &[
+    // name, host path, read-only, hostPath type
+    // /etc: os-release (host family), ca-certificates.conf (Debian distrust lines,
+    // replaced atomically, so the folder must be writable), ssl/certs and pki (anchors
+    // and generated bundles), containerd/certs.d (per-registry CAs).
+    ("host-etc", "/etc", false, "Directory"),
+    // Debian/Ubuntu local anchors: catrust writes its own subfolder `catrust/`.
+    (
+        "host-local-ca",
+        "/usr/local/share/ca-certificates",
+        false,
+        "DirectoryOrCreate",
+    ),
+    // The distribution's CA files, read to find a distrusted certificate's entry.
+    (
+        "host-distro-ca",
+        "/usr/share/ca-certificates",
+        true,
+        "DirectoryOrCreate",
+    ),
+    // The agent's record of what it installed, so it removes exactly that.
+    ("host-state", "/var/lib/catrust", false, "DirectoryOrCreate"),
+];
+
+#[allow(clippy::too_many_arguments)]
+fn daemonset(
+    config: &TrustConfig,
+    agent: &AgentTarget,
+    name: &str,
+    service_account: &str,
+    secret_name: &str,
+    bundle_sha256: &str,
+    selector: &PoolSelector,
+) -> Value {
+    let instance = name.strip_prefix("catrust-agent-").unwrap_or(name);
+    let selector_labels = json!({
+        "app.kubernetes.io/name": "catrust-agent",
+        "app.kubernetes.io/instance": instance,
+    });
+    let mut pod_labels = selector_labels.clone();
+    pod_labels["app.kubernetes.io/component"] = json!("node-agent");
+    pod_labels["app.kubernetes.io/part-of"] = json!("catrust");
+    let mut node_selector = serde_json::Map::new();
+    node_selector.insert("kubernetes.io/os".into(), json!("linux"));
+    for (k, v) in &agent.node_selector {
+        node_selector.insert(k.value.clone(), json!(v.value));
+    }
+    let host_exec = agent.host_exec.value;
+    let mut mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
+    let mut volumes = vec![json!({
+        "name": "bundle",
+        "secret": { "secretName": secret_name, "defaultMode": 0o444 },
+    })];
+    for (volume, path, read_only, kind) in HOST_MOUNTS {
+        mounts.push(json!({"name": volume, "mountPath": format!("{HOST_ROOT}{path}"), "readOnly": read_only}));
+        volumes.push(json!({"name": volume, "hostPath": {"path": path, "type": kind}}));
+    }
+    if host_exec == HostExec::Chroot {
+        // chroot reaches systemd (containerd restart) through its socket.
+        mounts.push(json!({"name": "host-systemd", "mountPath": format!("{HOST_ROOT}/run/systemd"), "readOnly": true}));
+        volumes.push(json!({"name": "host-systemd", "hostPath": {"path": "/run/systemd", "type": "Directory"}}));
+    }
+    let capabilities = match host_exec {
+        // setns(2) into PID 1's namespaces needs SYS_ADMIN, and reading
+        // /proc/1/ns needs SYS_PTRACE.
+        HostExec::Nsenter => vec!["SYS_ADMIN", "SYS_PTRACE", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
+        HostExec::Chroot => vec!["SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
+    };
+    let mut security = json!({
+        "runAsUser": 0,
+        "runAsNonRoot": false,
+        "privileged": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"], "add": capabilities },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    });
+    match host_exec {
+        // AppArmor's default container profile denies the mount-namespace switch; and
+        // Kubernetes refuses allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.
+        HostExec::Nsenter => security["appArmorProfile"] = json!({"type": "Unconfined"}),
+        HostExec::Chroot => security["allowPrivilegeEscalation"] = json!(false),
+    }
+    let mut pod_spec = json!({
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": false,
+        "priorityClassName": "system-node-critical",
+        "hostPID": host_exec == HostExec::Nsenter,
+        "nodeSelector": node_selector,
+        // Every node must trust the same CAs, whatever its taints.
+        "tolerations": [{ "operator": "Exists" }],
+        "terminationGracePeriodSeconds": 10,
+        "containers": [{
+            "name": "agent",
+            "image": agent.image.value,
+            "imagePullPolicy": "IfNotPresent",
+            "args": [
+                "run",
+                format!("--bundle-dir={BUNDLE_DIR}"),
+                format!("--host-root={HOST_ROOT}"),
+                format!("--host-exec={}", host_exec.as_str()),
+                format!("--listen=0.0.0.0:{AGENT_PORT}"),
+                "--log-format=json",
+            ],
+            "env": [
+                {
+                    "name": "CATRUST_EXPECTED_SHA256",
+                    "valueFrom": { "fieldRef": { "fieldPath": format!("metadata.annotations['{BUNDLE_ANNOTATION}']") } },
+                },
+                {
+                    "name": "NODE_NAME",
+                    "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } },
+                },
+            ],
+            "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
+            // Ready only once this exact bundle is installed on the node: the DaemonSet's
+            // rollout status is the rotation's progress.
+            "readinessProbe": {
+                "httpGet": { "path": "/readyz", "port": "http" },
+                "periodSeconds": 5,
+                "failureThreshold": 1,
+            },
+            "livenessProbe": {
+                "httpGet": { "path": "/healthz", "port": "http" },
+                "periodSeconds": 20,
+                "failureThreshold": 3,
+            },
+            "resources": {
+                "requests": { "cpu": "10m", "memory": "16Mi" },
+                "limits": { "memory": "64Mi" },
+            },
+            "securityContext": security,
+            "volumeMounts": mounts,
+        }],
+        "volumes": volumes,
+    });
+    if let Some(affinity) = affinity(agent, selector) {
+        pod_spec["affinity"] = affinity;
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": name,
+            "namespace": agent.namespace.value,
+            "labels": k8s::labels(&config.name.value, "node-agent"),
+            "annotations": { "argocd.argoproj.io/sync-wave": "0" },
+        },
+        "spec": {
+            "selector": { "matchLabels": selector_labels },
+            "updateStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": { "maxUnavailable": max_unavailable(agent) },
+            },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    // Only the bundle hash: nothing that changes on every commit, so a
+                    // commit that does not change the trust does not roll the nodes.
+                    "annotations": { BUNDLE_ANNOTATION: bundle_sha256 },
+                },
+                "spec": pod_spec,
+            },
+        },
+    })
+}
+
+fn max_unavailable(agent: &AgentTarget) -> Value {
+    match agent.max_unavailable.value {
+        crate::config::IntOrPercent::Int(n) => json!(n),
+        crate::config::IntOrPercent::Percent(p) => json!(format!("{p}%")),
+    }
+}
