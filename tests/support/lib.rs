@@ -3,6 +3,7 @@
 //! with the real `openssl`.
 #![forbid(unsafe_code)]
 
+pub mod k8s;
 pub mod pki;
 
 use std::path::{Path, PathBuf};
@@ -75,4 +76,44 @@ pub fn isolate_tls_env(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
         .env_remove("CURL_CA_BUNDLE")
+}
+
+/// Runs `catrust` with `args` in `dir`, with a clean environment for TLS variables.
+pub fn catrust(dir: &Path, args: &[&str]) -> Output {
+    run(Command::new(bin("catrust"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1"))
+}
+
+/// Every file under `dir` (relative path → bytes), for before/after comparisons.
+pub fn snapshot_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if meta.is_dir() {
+                walk(root, &path, out);
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(
+                    format!("{rel} -> symlink"),
+                    target.to_string_lossy().into_owned().into_bytes(),
+                );
+            } else {
+                out.insert(rel, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }
