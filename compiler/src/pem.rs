@@ -25,7 +25,7 @@ pub struct PemFinding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertBlock {
     pub der: Vec<u8>,
-    /// From the BEGIN line to the end of the END line.
+    /// The BEGIN line.
     pub span: Span,
 }
 
@@ -138,7 +138,9 @@ pub fn scan(text: &str) -> PemScan {
             ));
             break;
         };
-        let block = Span::new(line.span.start, lines[end].span.end);
+        // Findings about a whole block point at its BEGIN line: quoting 30 lines of
+        // base64 helps nobody.
+        let block = line.span;
         match end_label(lines[end].text) {
             Some(end_label) if end_label == label => {}
             Some(end_label) => {
