@@ -77,7 +77,9 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Stri
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
     for d in diagnostics {
-        let source = d.location.as_ref().and_then(|l| {
+        // Never quote the lines around private key material: reports end up in CI logs.
+        let quotable = d.code != crate::rules::Code::Ct105;
+        let source = d.location.as_ref().filter(|_| quotable).and_then(|l| {
             sources
                 .get(&l.file)
                 .map(|f| NamedSource::new(&f.name, f.text.clone()))
@@ -91,7 +93,7 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Stri
             out.push_str(&format!("{}: {}\n", d.code, d.message));
         }
         if let (Some(l), None) = (&d.location, &report.source) {
-            out.push_str(&format!("  at {}\n", l.file));
+            out.push_str(&format!("  at {}\n", position(l, sources)));
         }
     }
     let s = Summary::of(diagnostics);
@@ -195,6 +197,36 @@ pub fn github(diagnostics: &[Diagnostic], sources: &Sources) -> String {
                 d.message,
                 d.help_text()
             ))
+        ));
+    }
+    out
+}
+
+/// `file:line:column` of a location (just the file when its text is unknown).
+fn position(location: &crate::diag::Location, sources: &Sources) -> String {
+    match sources.line_col(location) {
+        Some((line, column)) => format!("{}:{line}:{column}", location.file),
+        None => location.file.clone(),
+    }
+}
+
+/// One line per finding, quoting nothing from the files:
+/// `file:line:column: error[CT001]: message (help: …)`. For logs that others read,
+/// such as the Argo CD UI.
+pub fn compact(diagnostics: &[Diagnostic], sources: &Sources) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let at = d
+            .location
+            .as_ref()
+            .map(|l| format!("{}: ", position(l, sources)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{at}{}[{}]: {} (help: {})\n",
+            d.severity(),
+            d.code,
+            d.message,
+            d.help_text()
         ));
     }
     out

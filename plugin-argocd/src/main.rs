@@ -1,10 +1,117 @@
-//! `argocd-catrust-plugin`: skeleton; the plugin lands with its own issue.
+//! `argocd-catrust-plugin`: the Argo CD Config Management Plugin for catrust.
+//!
+//! Runs in the repo-server sidecar, in the Application's folder:
+//! - `generate` prints the Kubernetes objects of trust.yaml as one YAML stream on
+//!   stdout, and nothing else. On any error it prints nothing on stdout (an empty
+//!   stream with auto-prune would delete everything), exits non-zero, and writes one
+//!   line per finding to stderr (`file:line:col: error[CODE]: …`), quoting no file
+//!   content, so no certificate or key material reaches the Argo CD UI.
+//! - `parameters` prints the dynamic parameter announcement (JSON).
+//!
+//! It calls the `catrust` library directly: no subprocess, no shell, no network.
 #![forbid(unsafe_code)]
 
+mod settings;
+
+use std::io::Write;
+use std::path::Path;
+
+use catrust::compile::{self, Request};
+use catrust::source::FsSource;
+use catrust::templates::Templates;
+
+use settings::Settings;
+
 fn main() {
-    eprintln!(
-        "argocd-catrust-plugin {}: not implemented yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    let code = match std::env::args().nth(1).as_deref() {
+        Some("generate") => generate(),
+        Some("parameters") => parameters(),
+        Some("--version") => {
+            println!("argocd-catrust-plugin {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        _ => {
+            eprintln!("usage: argocd-catrust-plugin generate|parameters");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn generate() -> i32 {
+    let settings = match Settings::from_env(std::env::vars()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("catrust: {e}");
+            return 2;
+        }
+    };
+    let app_dir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("catrust: cannot read the current folder: {e}");
+            return 2;
+        }
+    };
+    let (root, config_path) = settings.locate(&app_dir);
+    let source = match FsSource::new(&root, Path::new("")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("catrust: {}: {e}", root.display());
+            return 2;
+        }
+    };
+    let templates = Templates::default();
+    let outcome = match compile::build(&Request {
+        source: &source,
+        config_path: &config_path,
+        selection: settings.target,
+        templates: &templates,
+        now: std::env::var("CATRUST_NOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(now),
+        deny_warnings: settings.deny_warnings,
+    }) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "catrust: {e} (app folder {}, trust file {config_path})",
+                app_dir.display()
+            );
+            return 2;
+        }
+    };
+    let Some(rendered) = outcome.rendered else {
+        let blocking: Vec<_> = outcome
+            .diagnostics
+            .into_iter()
+            .filter(|d| compile::blocks(std::slice::from_ref(d), settings.deny_warnings))
+            .collect();
+        eprint!("{}", catrust::report::compact(&blocking, &outcome.sources));
+        eprintln!("catrust: nothing rendered: fix the findings above (`catrust lint` shows them with context)");
+        return 1;
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(rendered.stream().as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("catrust: stdout: {e}");
+            2
+        }
+    }
+}
+
+fn parameters() -> i32 {
+    println!("{}", settings::announcement());
+    0
 }
