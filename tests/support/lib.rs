@@ -3,6 +3,9 @@
 //! with the real `openssl`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod host;
+pub mod kubelet;
 pub mod pki;
 
 use std::path::{Path, PathBuf};

@@ -115,7 +115,9 @@ pub fn make_server_cert(dir: &Path, name: &str, ca: &Issued) -> Issued {
 /// The DER of a PEM certificate file, through `openssl x509 -outform DER`.
 pub fn der_of(cert: &Path) -> Vec<u8> {
     let tool = require_tool("openssl", "openssl");
-    let out = run(Command::new(tool).args(["x509", "-outform", "DER", "-in"]).arg(cert));
+    let out = run(Command::new(tool)
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(cert));
     assert!(out.status.success(), "openssl x509 failed");
     out.stdout
 }
