@@ -678,6 +678,19 @@ fn run_installs_a_swapped_bundle_within_a_second() {
     running.wait_readyz(200, Duration::from_secs(5));
     let st = status(h.root(), Some(&vol.dir));
     assert_eq!(st["installed"].as_str(), Some(h2.as_str()), "{st}");
+
+    // As PID 1 of a pod it must stop on SIGTERM, not wait out the grace period.
+    let mut running = running;
+    run(Command::new("kill").args(["-TERM", &running.pid().to_string()]));
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(status) = running.child.0.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(3), "run ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(code, Some(0));
 }
 
 #[test]

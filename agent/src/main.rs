@@ -313,9 +313,30 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
     let Some(dir) = cfg.bundle_dir.clone() else {
         return ExitCode::from(2);
     };
+    // In a pod the agent is PID 1, where SIGTERM without a handler is ignored and
+    // every rollout would wait out the grace period. Exit on it, but never mid-apply.
+    static APPLYING: Mutex<()> = Mutex::new(());
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    let _done = APPLYING.lock();
+                    info!(signal = sig, "exiting");
+                    std::process::exit(0);
+                }
+            });
+        }
+        Err(e) => error!(error = %e, "cannot handle SIGTERM"),
+    }
     let mut watcher = watch::Watcher::new(&dir);
     loop {
-        let report = engine::apply(&cfg, false);
+        let report = {
+            let _applying = APPLYING.lock();
+            engine::apply(&cfg, false)
+        };
         let retry_soon = !report.outcome.ready && !report.refused;
         {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
