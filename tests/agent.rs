@@ -798,3 +798,66 @@ fn a_failing_refresh_is_rolled_back() {
     assert_eq!(st["installed"].as_str(), Some(h1.as_str()));
     assert_eq!(st["ready"], false);
 }
+
+#[test]
+fn drift_is_repaired_and_an_unknown_host_is_refused() {
+    let p = pki();
+    let h = TestHost::debian();
+    // A system CA, so the hand-run refresh below rewrites the bundle.
+    h.add_system_ca("catrust-test/system-root.crt", &p.sys.pem());
+    h.refresh();
+    let gen = h.generated_bundle();
+    let s_old = TlsServer::start(&p.leaf_old);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(h.root(), &vol.dir);
+    let (v1, _) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[],
+        }],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    assert_ok(&apply_once(&flags, &[]));
+    let anchor = "usr/local/share/ca-certificates/catrust/corp-old.crt";
+
+    // Someone deletes the agent's anchor and refreshes: the next resync puts it back.
+    std::fs::remove_file(h.path(anchor)).unwrap();
+    h.refresh();
+    assert!(!s_old.trusted_by(&gen));
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(
+        s_old.trusted_by(&gen),
+        "drift (deleted anchor) not repaired"
+    );
+    assert_eq!(h.read(anchor), v1["corp-old.crt"]);
+
+    // Someone edits it: the agent's own file is rewritten.
+    h.write(anchor, "garbage\n");
+    assert_ok(&apply_once(&flags, &[]));
+    assert_eq!(
+        h.read(anchor),
+        v1["corp-old.crt"],
+        "drift (edited anchor) not repaired"
+    );
+
+    // A host family the agent does not know: refused, nothing written, reason shown.
+    let alpine = TestHost::debian();
+    alpine.write("etc/os-release", "ID=alpine\nVERSION_ID=3.20\n");
+    let before = snap(&alpine);
+    let out = apply_once(&host_flags(alpine.root(), &vol.dir), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(diff(&before, &snap(&alpine)), Vec::<String>::new());
+    let st = status(alpine.root(), None);
+    assert_eq!(st["ready"], false);
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unsupported host"),
+        "{st}"
+    );
+}

@@ -433,8 +433,11 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
                     reason.push_str(&format!("; the refresh after restoring failed too: {e}"));
                 }
             }
+            // Folders this apply created go too (when empty), so a failed first
+            // install leaves no trace.
+            let created: Vec<&String> = dirs.dirs.difference(&st.dirs).collect();
+            remove_empty_dirs(root, created.iter().copied());
             let mut back = st.clone();
-            back.dirs = dirs.dirs.clone();
             back.family = st.family.or(Some(family));
             state::save(root, &back)?;
             return Err(reason);
@@ -488,13 +491,18 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
     Ok(())
 }
 
-/// After an uninstall: remove the folders the agent created (when empty) and its record.
-fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
-    let mut dirs: Vec<&String> = st.dirs.iter().collect();
+/// Removes the given folders, deepest first, each only if empty.
+fn remove_empty_dirs<'a>(root: &Path, dirs: impl Iterator<Item = &'a String>) {
+    let mut dirs: Vec<&String> = dirs.collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
     for d in dirs {
-        let _ = std::fs::remove_dir(root.join(d)); // only when empty
+        let _ = std::fs::remove_dir(root.join(d));
     }
+}
+
+/// After an uninstall: remove the folders the agent created (when empty) and its record.
+fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
+    remove_empty_dirs(root, st.dirs.iter());
     let _ = std::fs::remove_dir_all(root.join("var/lib/catrust/p11-kit"));
     fsops::remove(&state::state_path(root)).map_err(|e| e.to_string())?;
     fsops::remove(&state::outcome_path(root)).map_err(|e| e.to_string())?;

@@ -119,11 +119,10 @@ pub fn paths_of_interest(family: Family, d: &Desired, state: &State) -> BTreeSet
     p.extend(state.hosts_edits.keys().cloned());
     p.extend(d.authorities.iter().map(|a| family.anchor_path(&a.name)));
     p.extend(registry_files(d).into_keys());
-    p.extend(
-        registry_cas(d)
-            .keys()
-            .map(|r| format!("{}/hosts.toml", containerd::hosts_dir(r))),
-    );
+    for r in registry_cas(d).keys() {
+        p.insert(containerd::hosts_dir(r));
+        p.insert(format!("{}/hosts.toml", containerd::hosts_dir(r)));
+    }
     if family == Family::Debian {
         p.insert(DEBIAN_CONF.to_owned());
         p.insert(DEBIAN_ANCHORS.to_owned());
@@ -166,6 +165,25 @@ pub fn plan(
                 ));
             }
         }
+    }
+    // Never write through a planted link: the agent's folders must be real folders.
+    for r in registry_cas(d).keys() {
+        let dir = containerd::hosts_dir(r);
+        match entry(obs, &dir) {
+            Entry::Symlink(t) => {
+                return Err(format!(
+                    "{dir} is a symlink to {t}; refusing to write through it"
+                ))
+            }
+            Entry::File(_) => return Err(format!("{dir} is a file, not a folder")),
+            _ => {}
+        }
+    }
+    if family == Family::Flatcar && !d.distrust.is_empty() {
+        // Flatcar has no deselection mechanism the agent could own and revert.
+        return Err(
+            "distrust is not supported on Flatcar hosts; this node cannot honour the bundle".into(),
+        );
     }
     let mut plan = Plan {
         actions: Vec::new(),
@@ -574,6 +592,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("did not write"), "{err}");
+    }
+
+    #[test]
+    fn a_registry_folder_that_is_a_link_is_refused() {
+        let d = desired(vec![ca("a", &["r:5000"])]);
+        let mut obs = Observed::default();
+        obs.entries.insert(
+            "etc/containerd/certs.d/r:5000".into(),
+            Entry::Symlink("/etc/cron.d".into()),
+        );
+        let err = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::Restart,
+            &State::default(),
+            &obs,
+        )
+        .unwrap_err();
+        assert!(err.contains("symlink to /etc/cron.d"), "{err}");
+        let mut d = desired(vec![]);
+        d.distrust.push("f".repeat(64));
+        let err = plan(
+            Family::Flatcar,
+            &d,
+            ContainerdPolicy::Restart,
+            &State::default(),
+            &Observed::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("Flatcar"), "{err}");
     }
 
     #[test]
