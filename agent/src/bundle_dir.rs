@@ -177,6 +177,64 @@ mod tests {
         assert_eq!(read.files["a.crt"], b"A");
     }
 
+    /// A writer swapping two versions as fast as it can; every read must be one of
+    /// them whole, never a mix.
+    #[test]
+    fn a_swap_during_the_read_is_never_seen_half_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        layout(
+            &dir,
+            "..v0",
+            &[("a.crt", "0"), ("b.crt", "0"), ("c.crt", "0")],
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 1u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v = format!("..v{n}");
+                    let c = n.to_string();
+                    let files = [
+                        ("a.crt", c.as_str()),
+                        ("b.crt", c.as_str()),
+                        ("c.crt", c.as_str()),
+                    ];
+                    std::fs::create_dir(dir.join(&v)).unwrap();
+                    for (k, c) in files {
+                        std::fs::write(dir.join(&v).join(k), c).unwrap();
+                    }
+                    let old = std::fs::read_link(dir.join("..data")).unwrap();
+                    symlink(&v, dir.join("..data_tmp")).unwrap();
+                    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+                    std::fs::remove_dir_all(dir.join(old)).unwrap();
+                    n += 1;
+                }
+            })
+        };
+        let mut reads = 0;
+        for _ in 0..300 {
+            match read(&dir) {
+                Ok(r) => {
+                    let first = &r.files["a.crt"];
+                    assert!(
+                        r.files.values().all(|v| v == first),
+                        "mixed read: {:?}",
+                        r.files
+                    );
+                    assert_eq!(r.files.len(), 3);
+                    reads += 1;
+                }
+                Err(ReadError::Unstable) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        assert!(reads > 0);
+    }
+
     #[test]
     fn refuses_what_kubelet_never_writes() {
         let tmp = tempfile::tempdir().unwrap();

@@ -323,6 +323,18 @@ fn only_removed(fps: &BTreeSet<String>, removed: &BTreeSet<String>) -> bool {
 pub fn apply(cfg: &Config, uninstall: bool) -> Report {
     let mut report = Report::default();
     let root = &cfg.host_root;
+    if !root.is_dir() {
+        // A typo must not create a tree where there was none.
+        report.outcome.reason = Some(format!("host root {} is not a folder", root.display()));
+        return report;
+    }
+    let _lock = match state::lock(root) {
+        Ok(lock) => lock,
+        Err(e) => {
+            report.outcome.reason = Some(e);
+            return report;
+        }
+    };
     let prev_state = state::load(root);
     let installed = prev_state
         .as_ref()
@@ -506,6 +518,8 @@ fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(root.join("var/lib/catrust/p11-kit"));
     fsops::remove(&state::state_path(root)).map_err(|e| e.to_string())?;
     fsops::remove(&state::outcome_path(root)).map_err(|e| e.to_string())?;
+    // Still held by this process; a waiting one then finds nothing installed.
+    fsops::remove(&root.join(state::STATE_DIR).join("lock")).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir(root.join(state::STATE_DIR));
     Ok(())
 }

@@ -143,6 +143,22 @@ fn write_own(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
     fsops::write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Serialises applies on one host (a `run` and an admin's `apply --once`, or two pods
+/// during a surge): an exclusive lock on `var/lib/catrust/lock`, released on drop.
+pub fn lock(root: &Path) -> Result<std::fs::File, String> {
+    let dir = root.join(STATE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(|e| format!("cannot open the apply lock: {e}"))?;
+    file.lock()
+        .map_err(|e| format!("cannot take the apply lock: {e}"))?;
+    Ok(file)
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
