@@ -861,3 +861,116 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
         "{st}"
     );
 }
+
+/// containerd 1.6's own resolver (`ctr image pull --hosts-dir`, the code the CRI plugin
+/// uses for `config_path`) reads the agent's `hosts.toml` and its CA by the relative path.
+#[test]
+fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
+    let containerd = catrust_tests::require_tool("containerd", "containerd");
+    let ctr = catrust_tests::require_tool("ctr", "containerd");
+    let p = pki();
+    let h = TestHost::debian();
+    h.refresh();
+    // The "registry": TLS with a leaf from corp-old (enough to see whom ctr trusts).
+    let registry = TlsServer::start(&p.leaf_old);
+    let host = format!("127.0.0.1:{}", registry.port);
+
+    let daemon_dir = tempfile::tempdir().unwrap();
+    let d = daemon_dir.path();
+    let sock = d.join("containerd.sock");
+    std::fs::write(
+        d.join("config.toml"),
+        format!(
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{1}\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+            d.display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let _daemon = catrust_tests::agent::Killed(
+        Command::new(containerd)
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start containerd"),
+    );
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "containerd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pull = || {
+        // A TLS failure returns at once; a trusted handshake reaches the HTTP exchange,
+        // which s_server does not speak for HEAD: `timeout` ends that wait.
+        let mut cmd = Command::new("timeout");
+        catrust_tests::isolate_tls_env(&mut cmd)
+            .arg("3")
+            .arg(&ctr)
+            .arg("--debug")
+            .arg("--address")
+            .arg(&sock)
+            .args(["image", "pull", "--hosts-dir"])
+            .arg(h.path("etc/containerd/certs.d"))
+            .arg(format!("{host}/catrust/test:1"));
+        let out = run(&mut cmd);
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+    };
+
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(h.root(), &vol.dir);
+    // The wrong CA for this registry: containerd must say so.
+    let (v1, _) = bundle(
+        &[Ca {
+            name: "corp-new",
+            cert: &p.new,
+            registries: &[&host],
+        }],
+        &[],
+        ContainerdPolicy::RegistriesOnly,
+    );
+    vol.write(&v1);
+    assert_ok(&apply_once(&flags, &[]));
+    let out = pull();
+    assert!(
+        out.contains("x509: certificate signed by unknown authority"),
+        "{out}"
+    );
+
+    // The right CA, named by a path relative to certs.d/<host>/.
+    let (v2, _) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[&host],
+        }],
+        &[],
+        ContainerdPolicy::RegistriesOnly,
+    );
+    vol.write(&v2);
+    assert_ok(&apply_once(&flags, &[]));
+    assert_eq!(
+        restarts(&h),
+        0,
+        "registries-only: a registry CA needs no containerd restart"
+    );
+    let hosts =
+        String::from_utf8(h.read(&format!("etc/containerd/certs.d/{host}/hosts.toml"))).unwrap();
+    assert!(hosts.contains("ca = [\"catrust-corp-old.crt\"]"), "{hosts}");
+    let out = pull();
+    assert!(
+        !out.contains("x509"),
+        "containerd did not trust the agent's CA: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "url=\"https://{host}/v2/catrust/test/manifests/1\""
+        )),
+        "{out}"
+    );
+}
