@@ -389,6 +389,24 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
+    // A link planted under the agent's prefix in the shared anchors folder: refused,
+    // nothing changes, the trust stays as it was.
+    let planted = h.path("etc/pki/ca-trust/source/anchors/catrust-planted.crt");
+    std::os::unix::fs::symlink(&p.new.cert, &planted).unwrap();
+    let snapshot = snap(&h);
+    let out = apply_once(&flags, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(diff(&snapshot, &snap(&h)), Vec::<String>::new());
+    assert!(s_old.trusted_by(&gen) && !s_new.trusted_by(&gen));
+    let reason = status(h.root(), None)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("symlink planted in the anchors folder"),
+        "{reason}"
+    );
+    std::fs::remove_file(&planted).unwrap();
     assert_ok(&apply_once(&flags, &[]));
     assert!(!s_old.trusted_by(&gen) && s_new.trusted_by(&gen), "rotate");
     foreign.check(&h, "rotate");

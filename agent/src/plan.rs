@@ -179,6 +179,16 @@ pub fn plan(
             _ => {}
         }
     }
+    if let Some(a) = d
+        .authorities
+        .iter()
+        .find(|a| d.distrust.contains(&a.sha256))
+    {
+        return Err(format!(
+            "authority {} ({}) is both trusted and distrusted",
+            a.name, a.sha256
+        ));
+    }
     if family == Family::Flatcar && !d.distrust.is_empty() {
         // Flatcar has no deselection mechanism the agent could own and revert.
         return Err(
@@ -692,6 +702,42 @@ mod tests {
         )
         .unwrap();
         assert!(p.restart.is_none() && p.warnings.iter().any(|w| w.contains("still trusts")));
+    }
+
+    #[test]
+    fn a_distrust_the_agent_cannot_enforce_is_refused() {
+        let mut d = desired(vec![ca("a", &[])]);
+        d.distrust.push("f".repeat(64));
+        let mut obs = Observed::default();
+        obs.foreign_matches.push((
+            "f".repeat(64),
+            "usr/local/share/ca-certificates/ops.crt".into(),
+        ));
+        for family in [Family::Debian, Family::Rhel] {
+            let err = plan(
+                family,
+                &d,
+                ContainerdPolicy::Restart,
+                &State::default(),
+                &obs,
+            )
+            .unwrap_err();
+            assert!(
+                err.contains("usr/local/share/ca-certificates/ops.crt"),
+                "{err}"
+            );
+        }
+        let mut d = desired(vec![ca("a", &[])]);
+        d.distrust.push(d.authorities[0].sha256.clone());
+        let err = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::Restart,
+            &State::default(),
+            &Observed::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("both trusted and distrusted"), "{err}");
     }
 
     #[test]
