@@ -133,6 +133,7 @@ enum Cmd {
         host: HostArgs,
     },
     /// What is installed, what is expected, and why the node is not ready.
+    /// Exit 0 when ready, 1 when not.
     Status {
         #[arg(long)]
         host_root: PathBuf,
@@ -144,6 +145,7 @@ enum Cmd {
         format: Format,
     },
     /// Remove exactly what the agent installed (per its record) and refresh.
+    /// Exit 0 when done, 1 when something could not be removed.
     Uninstall {
         #[command(flatten)]
         host: HostArgs,
