@@ -602,6 +602,14 @@ fn refused_inputs_leave_the_host_as_it_was() {
             "{}: /readyz said {body:?}",
             case.what
         );
+        let (_, metrics) = running.get("/metrics").unwrap();
+        assert!(
+            metrics.contains("catrust_agent_ready 0")
+                && metrics.contains("catrust_agent_refused_total 1")
+                && metrics.contains("catrust_agent_apply_failures_total 1"),
+            "{}: {metrics}",
+            case.what
+        );
         drop(running);
         assert_eq!(
             diff(&before, &snap(&h)),
@@ -613,6 +621,30 @@ fn refused_inputs_leave_the_host_as_it_was() {
         let _ = std::fs::remove_file(vol.dir.join("x"));
         let _ = std::fs::remove_file(&planted);
     }
+    // What an operator reads: human status and JSON logs name the reason too.
+    vol.write(&v2);
+    std::fs::write(vol.dir.join("x"), "payload").unwrap();
+    let out = apply_once(&flags, &["--log-format", "json"]);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {logs}"));
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(
+        line["fields"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"x\""),
+        "{line}"
+    );
+    let out = agent(&["status", "--host-root", h.root().to_str().unwrap()]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        human.contains("ready:     no") && human.contains("reason:    bundle refused"),
+        "{human}"
+    );
+    std::fs::remove_file(vol.dir.join("x")).unwrap();
+
     // With the bad input gone, the same volume installs.
     vol.write(&v2);
     assert_ok(&apply_once(&flags, &["--expected-sha256", &h2]));
