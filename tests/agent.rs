@@ -418,7 +418,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
             cert: &p.new,
             registries: &[],
         }],
-        std::slice::from_ref(&sys_fp),
+        &[sys_fp.clone(), fingerprint(&p.foreign)],
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
@@ -427,7 +427,12 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         !s_sys.trusted_by(&gen),
         "distrust: the system CA is still trusted"
     );
-    assert!(s_new.trusted_by(&gen) && s_foreign.trusted_by(&gen));
+    // A blocklist entry wins over an anchor the agent does not own (left untouched).
+    assert!(
+        !s_foreign.trusted_by(&gen),
+        "distrust: the foreign anchor is still trusted"
+    );
+    assert!(s_new.trusted_by(&gen));
     assert!(h
         .path(&format!(
             "etc/pki/ca-trust/source/blocklist/catrust-{sys_fp}.pem"

@@ -151,13 +151,11 @@ fn observe(root: &Path, family: Family, d: &Desired, st: &State) -> Result<Obser
                 "usr/share/pki/ca-trust-source",
                 host::RHEL_ANCHORS,
             ] {
-                for (path, der) in pem_files(&root.join(src)) {
+                for (_, der) in pem_files(&root.join(src)) {
                     let fp = catrust_bundle::sha256_hex(&der);
-                    let rel = rel_of(root, &path);
+                    // p11-kit lets a blocklist entry override an anchor wherever
+                    // it comes from, so a foreign anchor needs no refusal here.
                     if wanted.contains(fp.as_str()) {
-                        if src == host::RHEL_ANCHORS && !own.contains(&rel) {
-                            obs.foreign_matches.push((fp.clone(), rel));
-                        }
                         obs.distrusted_der.insert(fp, der);
                     }
                 }

@@ -42,7 +42,9 @@ pub struct Observed {
     /// Debian: system certificates (path relative to usr/share/ca-certificates) per
     /// distrusted fingerprint.
     pub system_matches: Vec<(String, String)>,
-    /// Trust sources the agent does not own that hold a distrusted fingerprint.
+    /// Debian: local anchors the agent does not own that hold a distrusted fingerprint
+    /// (the conf cannot deselect them). Not needed on the RHEL family, where a
+    /// blocklist entry wins over any anchor.
     pub foreign_matches: Vec<(String, String)>,
     /// RHEL family: the DER of each distrusted fingerprint found on the host.
     pub distrusted_der: BTreeMap<String, Vec<u8>>,
@@ -442,10 +444,6 @@ pub fn plan(
                     .push(format!("distrusted {fp} is not on this node"));
             }
         }
-    } else if let Some((fp, source)) = obs.foreign_matches.first() {
-        return Err(format!(
-            "cannot distrust {fp}: {source} installs it as an anchor and is not the agent's to remove; remove it by hand"
-        ));
     }
     plan.state.distrusted = distrusted.clone();
 
@@ -713,7 +711,9 @@ mod tests {
             "f".repeat(64),
             "usr/local/share/ca-certificates/ops.crt".into(),
         ));
-        for family in [Family::Debian, Family::Rhel] {
+        // Debian has no precedence of `!` lines over local anchors: refuse.
+        {
+            let family = Family::Debian;
             let err = plan(
                 family,
                 &d,
