@@ -576,3 +576,47 @@ pub fn status(cfg: &Config) -> serde_json::Value {
         "distrusted": st.as_ref().map(|s| s.distrusted.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catrust_bundle::{Authority, BundleContent, Manifest};
+
+    #[test]
+    fn pools_limit_authorities_only_when_the_node_names_its_pool() {
+        let auth = |name: &str, pools: &[&str]| Authority {
+            name: name.into(),
+            sha256: "0".repeat(64),
+            registries: vec![],
+            pools: pools.iter().map(|s| s.to_string()).collect(),
+        };
+        let manifest = Manifest::seal(BundleContent {
+            schema_version: catrust_bundle::SCHEMA_VERSION,
+            config_name: "corp".into(),
+            authorities: vec![auth("all", &[]), auth("gpu-only", &["gpu"])],
+            distrust: vec![catrust_bundle::Distrusted {
+                sha256: "AB:".repeat(31) + "AB",
+                reason: None,
+            }],
+            containerd: ContainerdPolicy::Restart,
+        });
+        let bundle = VerifiedBundle {
+            manifest,
+            certificates: vec![
+                ("all".into(), b"A".to_vec()),
+                ("gpu-only".into(), b"G".to_vec()),
+            ],
+        };
+        let names = |pool: Option<&str>| -> Vec<String> {
+            desired_from(&bundle, pool)
+                .authorities
+                .into_iter()
+                .map(|a| a.name)
+                .collect()
+        };
+        assert_eq!(names(None), ["all", "gpu-only"]);
+        assert_eq!(names(Some("gpu")), ["all", "gpu-only"]);
+        assert_eq!(names(Some("system")), ["all"]);
+        assert_eq!(desired_from(&bundle, None).distrust, ["ab".repeat(32)]);
+    }
+}
