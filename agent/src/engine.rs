@@ -46,7 +46,13 @@ pub struct Report {
 
 fn family(root: &Path) -> Result<Family, String> {
     let path = root.join("etc/os-release");
-    let text = std::fs::read_to_string(&path)
+    // Usually a link to ../usr/lib/os-release; an absolute link must be resolved under
+    // the host root, not in the agent's own container.
+    let target = match std::fs::read_link(&path) {
+        Ok(t) if t.is_absolute() => root.join(t.strip_prefix("/").unwrap_or(&t)),
+        _ => path.clone(),
+    };
+    let text = std::fs::read_to_string(&target)
         .or_else(|_| std::fs::read_to_string(root.join("usr/lib/os-release")))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     host::detect(&text)
@@ -581,6 +587,17 @@ pub fn status(cfg: &Config) -> serde_json::Value {
 mod tests {
     use super::*;
     use catrust_bundle::{Authority, BundleContent, Manifest};
+
+    #[test]
+    fn os_release_links_resolve_under_the_host_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/os-release"), "ID=flatcar\n").unwrap();
+        std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        assert_eq!(family(root), Ok(Family::Flatcar));
+    }
 
     #[test]
     fn pools_limit_authorities_only_when_the_node_names_its_pool() {
