@@ -836,7 +836,7 @@ fn a_failing_refresh_is_rolled_back() {
     a.extend(flags.iter().cloned());
     let out = run(Command::new(bin("catrust-agent"))
         .args(&a)
-        .env("PATH", path));
+        .env("PATH", &path));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         diff(&before, &snap(&h)),
@@ -852,6 +852,29 @@ fn a_failing_refresh_is_rolled_back() {
     );
     assert_eq!(st["installed"].as_str(), Some(h1.as_str()));
     assert_eq!(st["ready"], false);
+
+    // A refresh that hangs is killed at the deadline and rolled back the same way.
+    std::fs::write(&tool, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    let t0 = Instant::now();
+    let out = run(Command::new(bin("catrust-agent"))
+        .args(&a)
+        .args(["--command-timeout", "1s"])
+        .env("PATH", &path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the deadline was not kept"
+    );
+    assert_eq!(diff(&before, &snap(&h)), Vec::<String>::new());
+    let reason = status(h.root(), None)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("did not finish within 1s") && reason.contains("restored"),
+        "{reason}"
+    );
+    assert!(s_old.trusted_by(&gen) && !s_new.trusted_by(&gen));
 }
 
 #[test]

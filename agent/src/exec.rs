@@ -135,16 +135,18 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
     if let Some(e) = child.stderr.take() {
         pipes.push(Box::new(e));
     }
-    let readers: Vec<_> = pipes
-        .into_iter()
-        .map(|mut p| {
-            std::thread::spawn(move || {
-                let mut s = Vec::new();
-                let _ = p.read_to_end(&mut s);
-                String::from_utf8_lossy(&s).into_owned()
-            })
-        })
-        .collect();
+    // Output is collected by threads and handed over a channel: a command that leaves a
+    // child holding its pipes open must not hang the agent.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let n_pipes = pipes.len();
+    for mut p in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = p.read_to_end(&mut s);
+            let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
+        });
+    }
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -161,7 +163,13 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
             Err(e) => return Err(format!("waiting for {prog}: {e}")),
         }
     };
-    let output: String = readers.into_iter().filter_map(|r| r.join().ok()).collect();
+    let mut output = String::new();
+    for _ in 0..n_pipes {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(part) => output.push_str(&part),
+            Err(_) => break,
+        }
+    }
     Ok(Ran {
         success: status.success(),
         output: if status.success() {
@@ -241,6 +249,18 @@ mod tests {
     fn timeouts_kill() {
         let err = run(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
         assert!(err.contains("did not finish"));
+        // A background child keeping the pipes open does not hang the caller.
+        let t0 = Instant::now();
+        let ran = run(
+            &["sh".into(), "-c".into(), "sleep 5 & echo started".into()],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(
+            ran.success && t0.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            t0.elapsed()
+        );
         let ran = run(
             &["sh".into(), "-c".into(), "echo hi; exit 3".into()],
             Duration::from_secs(5),
