@@ -3,7 +3,10 @@
 //! with the real `openssl`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod host;
 pub mod k8s;
+pub mod kubelet;
 pub mod pki;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,639 @@
+//! The imperative shell around the planner: read the bundle, observe the disk, plan,
+//! carry the plan out atomically, refresh, check the generated bundle, record. On any
+//! failure after the first write it restores every file it touched and refreshes again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use catrust_bundle::{ContainerdPolicy, VerifiedBundle};
+use tracing::{info, warn};
+
+use crate::exec::{self, Containerd, HostExec};
+use crate::fsops::{self, Entry};
+use crate::host::{self, Family};
+use crate::plan::{self, Action, Desired, DesiredCa, Observed};
+use crate::state::{self, Outcome, State};
+use crate::{bundle_dir, pem};
+
+/// Everything one apply needs; built from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bundle_dir: Option<PathBuf>,
+    pub host_root: PathBuf,
+    pub exec: HostExec,
+    /// `--containerd`: overrides the bundle's policy when given.
+    pub containerd: Option<ContainerdPolicy>,
+    pub expected: Option<String>,
+    pub restart_command: Option<String>,
+    pub pool: Option<String>,
+    pub timeout: Duration,
+}
+
+/// What an apply found and did, for logs, metrics and `status`.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// The host's trust store was refreshed.
+    pub refreshed: bool,
+    /// Files written or removed.
+    pub changes: usize,
+    /// The bundle was refused (versus: the apply failed).
+    pub refused: bool,
+    /// (name, sha256, notAfter) of the installed authorities.
+    pub not_after: Vec<(String, String, i64)>,
+}
+
+fn family(root: &Path) -> Result<Family, String> {
+    let path = root.join("etc/os-release");
+    // Usually a link to ../usr/lib/os-release; an absolute link must be resolved under
+    // the host root, not in the agent's own container.
+    let target = match std::fs::read_link(&path) {
+        Ok(t) if t.is_absolute() => root.join(t.strip_prefix("/").unwrap_or(&t)),
+        _ => path.clone(),
+    };
+    let text = std::fs::read_to_string(&target)
+        .or_else(|_| std::fs::read_to_string(root.join("usr/lib/os-release")))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    host::detect(&text)
+}
+
+/// Reads and verifies the bundle.
+pub fn read_bundle(cfg: &Config) -> Result<VerifiedBundle, String> {
+    let dir = cfg.bundle_dir.as_ref().ok_or("no --bundle-dir given")?;
+    let read = bundle_dir::read(dir).map_err(|e| format!("bundle refused: {e}"))?;
+    catrust_bundle::verify(&read.files, cfg.expected.as_deref())
+        .map_err(|e| format!("bundle refused: {e}"))
+}
+
+/// The hash the volume's bundle.json claims, verified or not (for `status`).
+fn claimed_hash(cfg: &Config) -> Option<String> {
+    let read = bundle_dir::read(cfg.bundle_dir.as_ref()?).ok()?;
+    let v: serde_json::Value =
+        serde_json::from_slice(read.files.get(catrust_bundle::MANIFEST_KEY)?).ok()?;
+    v.get("bundleSha256")?.as_str().map(str::to_owned)
+}
+
+fn desired_from(bundle: &VerifiedBundle, pool: Option<&str>) -> Desired {
+    let pems: BTreeMap<&str, &Vec<u8>> = bundle
+        .certificates
+        .iter()
+        .map(|(n, p)| (n.as_str(), p))
+        .collect();
+    let authorities = bundle
+        .manifest
+        .content
+        .authorities
+        .iter()
+        .filter(|a| a.pools.is_empty() || pool.is_none_or(|p| a.pools.iter().any(|x| x == p)))
+        .map(|a| DesiredCa {
+            name: a.name.clone(),
+            sha256: a.sha256.clone(),
+            pem: pems
+                .get(a.name.as_str())
+                .map(|p| (*p).clone())
+                .unwrap_or_default(),
+            registries: a.registries.clone(),
+        })
+        .collect();
+    Desired {
+        bundle_sha256: Some(bundle.manifest.bundle_sha256.clone()),
+        authorities,
+        distrust: bundle
+            .manifest
+            .content
+            .distrust
+            .iter()
+            .filter_map(|d| catrust_bundle::normalize_fingerprint(&d.sha256))
+            .collect(),
+    }
+}
+
+/// Reads what the planner needs from the disk. Read-only.
+fn observe(root: &Path, family: Family, d: &Desired, st: &State) -> Result<Observed, String> {
+    let mut obs = Observed::default();
+    let look = |p: &str| fsops::observe(&root.join(p)).map_err(|e| format!("{p}: {e}"));
+    for p in plan::paths_of_interest(family, d, st) {
+        obs.entries.insert(p.clone(), look(&p)?);
+    }
+    let dir = family.anchors_dir();
+    if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if family.is_own_anchor_name(&name) && !name.starts_with('.') {
+                let p = format!("{dir}/{name}");
+                obs.anchor_namespace.push((p.clone(), look(&p)?));
+            }
+        }
+    }
+    if d.distrust.is_empty() {
+        return Ok(obs);
+    }
+    let wanted: BTreeSet<&str> = d.distrust.iter().map(String::as_str).collect();
+    let own: BTreeSet<&String> = st.files.keys().collect();
+    match family {
+        Family::Debian | Family::Flatcar => {
+            for (path, der) in pem_files(&root.join(host::DEBIAN_CERTSDIR)) {
+                let fp = catrust_bundle::sha256_hex(&der);
+                if wanted.contains(fp.as_str()) {
+                    let rel = path
+                        .strip_prefix(root.join(host::DEBIAN_CERTSDIR))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    obs.system_matches.push((fp, rel));
+                }
+            }
+            for (path, der) in pem_files(&root.join(host::DEBIAN_LOCALCERTSDIR)) {
+                let fp = catrust_bundle::sha256_hex(&der);
+                let rel = rel_of(root, &path);
+                if wanted.contains(fp.as_str()) && !own.contains(&rel) {
+                    obs.foreign_matches.push((fp, rel));
+                }
+            }
+        }
+        Family::Rhel => {
+            for src in [
+                family.generated_bundle(),
+                "usr/share/pki/ca-trust-source",
+                host::RHEL_ANCHORS,
+            ] {
+                for (_, der) in pem_files(&root.join(src)) {
+                    let fp = catrust_bundle::sha256_hex(&der);
+                    // p11-kit lets a blocklist entry override an anchor wherever
+                    // it comes from, so a foreign anchor needs no refusal here.
+                    if wanted.contains(fp.as_str()) {
+                        obs.distrusted_der.insert(fp, der);
+                    }
+                }
+            }
+        }
+    }
+    Ok(obs)
+}
+
+fn rel_of(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// (file, DER) of every certificate in the PEM files under `path` (a file or a tree;
+/// symlinks followed only for reading, as the refresh itself does).
+fn pem_files(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    let mut budget = 20_000usize;
+    while let Some(p) = stack.pop() {
+        budget = budget.saturating_sub(1);
+        if budget == 0 {
+            break;
+        }
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.extend(
+                pem::certificates(&bytes)
+                    .into_iter()
+                    .map(|der| (p.clone(), der)),
+            );
+        }
+    }
+    out
+}
+
+/// Files touched by an apply and what they held before, to restore on failure.
+struct Backup {
+    root: PathBuf,
+    saved: Vec<(String, Entry)>,
+}
+
+impl Backup {
+    fn restore(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (path, before) in self.saved.iter().rev() {
+            let full = self.root.join(path);
+            let r = match before {
+                Entry::File(bytes) => fsops::write_atomic(&full, bytes),
+                Entry::Missing => fsops::remove(&full),
+                // The plan never touches links or folders.
+                Entry::Symlink(_) | Entry::Other => Ok(()),
+            };
+            if let Err(e) = r {
+                errors.push(format!("{path}: {e}"));
+            }
+        }
+        errors
+    }
+}
+
+fn carry_out(
+    root: &Path,
+    actions: &[Action],
+    obs: &Observed,
+    st: &mut State,
+    backup: &mut Backup,
+) -> Result<(), String> {
+    for a in actions {
+        let before = obs.entries.get(a.path()).cloned().unwrap_or(Entry::Missing);
+        backup.saved.push((a.path().to_owned(), before));
+        let full = root.join(a.path());
+        match a {
+            Action::Write { path, bytes } => {
+                if let Some(parent) = full.parent() {
+                    for d in fsops::create_dirs(parent).map_err(|e| format!("{path}: {e}"))? {
+                        st.dirs.insert(rel_of(root, &d));
+                    }
+                }
+                fsops::write_atomic(&full, bytes)
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+            }
+            Action::Remove { path } => {
+                fsops::remove(&full).map_err(|e| format!("cannot remove {path}: {e}"))?
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refresh(cfg: &Config, family: Family, fresh: bool) -> Result<(), String> {
+    let argv = exec::refresh_argv(cfg.exec, family, &cfg.host_root, fresh)?;
+    let ran = exec::run(&argv, cfg.timeout)?;
+    if ran.success {
+        Ok(())
+    } else {
+        Err(format!("refresh failed: {}", ran.output))
+    }
+}
+
+/// Checks the generated bundle. Debian's update-ca-certificates does not rewrite the
+/// bundle when it selects no certificate at all, so removing the last one leaves the
+/// old bundle in place (even with --fresh). That case alone — unchanged bytes that
+/// still hold a removed certificate while no anchor is wanted — is completed here by
+/// writing the empty bundle the refresh would have written; anything else is a failure.
+fn check_generated(
+    cfg: &Config,
+    family: Family,
+    p: &plan::Plan,
+    before: Option<&[u8]>,
+) -> Result<Option<String>, String> {
+    let path = cfg.host_root.join(family.generated_bundle());
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    let fps: BTreeSet<String> = pem::fingerprints(&bytes).into_iter().collect();
+    let stale: Vec<&String> = p.removed.intersection(&fps).collect();
+    let mut note = None;
+    if !stale.is_empty() {
+        let unchanged = before == Some(bytes.as_slice());
+        if family != Family::Rhel
+            && unchanged
+            && p.expect_present.is_empty()
+            && only_removed(&fps, &p.removed)
+        {
+            fsops::write_atomic(&path, b"").map_err(|e| format!("{}: {e}", path.display()))?;
+            note = Some(format!(
+                "the refresh selected no certificate and left the old {} in place; emptied it",
+                family.generated_bundle()
+            ));
+        } else {
+            return Err(format!(
+                "after the refresh {} still holds removed CA {}",
+                family.generated_bundle(),
+                stale[0]
+            ));
+        }
+    }
+    if let Some(missing) = p.expect_present.difference(&fps).next() {
+        return Err(format!(
+            "after the refresh {} lacks CA {missing}",
+            family.generated_bundle()
+        ));
+    }
+    if let Some(bad) = p.expect_absent.intersection(&fps).next() {
+        return Err(format!(
+            "after the refresh {} still trusts distrusted CA {bad}",
+            family.generated_bundle()
+        ));
+    }
+    Ok(note)
+}
+
+fn only_removed(fps: &BTreeSet<String>, removed: &BTreeSet<String>) -> bool {
+    fps.is_subset(removed)
+}
+
+/// One apply of the bundle (or, with `desired = None`, the uninstall). Never panics on
+/// bad input; every problem ends up as the outcome's reason.
+pub fn apply(cfg: &Config, uninstall: bool) -> Report {
+    let mut report = Report::default();
+    let root = &cfg.host_root;
+    if !root.is_dir() {
+        // A typo must not create a tree where there was none.
+        report.outcome.reason = Some(format!("host root {} is not a folder", root.display()));
+        return report;
+    }
+    let _lock = match state::lock(root) {
+        Ok(lock) => lock,
+        Err(e) => {
+            report.outcome.reason = Some(e);
+            return report;
+        }
+    };
+    let prev_state = state::load(root);
+    let installed = prev_state
+        .as_ref()
+        .ok()
+        .and_then(|s| s.bundle_sha256.clone());
+    report.outcome = Outcome {
+        expected_sha256: cfg.expected.clone(),
+        installed_sha256: installed.clone(),
+        at: state::now(),
+        ..Outcome::default()
+    };
+    let result = apply_inner(cfg, uninstall, &mut report);
+    match result {
+        Ok(()) => {
+            report.outcome.ready = !uninstall;
+        }
+        Err(reason) => {
+            warn!(reason = %reason, refused = report.refused, "not ready");
+            report.outcome.ready = false;
+            report.outcome.reason = Some(reason);
+        }
+    }
+    if !uninstall {
+        if let Err(e) = state::save_outcome(root, &report.outcome) {
+            warn!(error = %e, "cannot record the outcome");
+        }
+    }
+    report
+}
+
+fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(), String> {
+    let root = &cfg.host_root;
+    let family = family(root)?;
+    let st = state::load(root)?;
+    let (desired, policy) = if uninstall {
+        (Desired::default(), cfg.containerd.unwrap_or_default())
+    } else {
+        report.outcome.seen_sha256 = claimed_hash(cfg);
+        let bundle = read_bundle(cfg).inspect_err(|_| report.refused = true)?;
+        report.outcome.seen_sha256 = Some(bundle.manifest.bundle_sha256.clone());
+        let policy = cfg.containerd.unwrap_or(bundle.manifest.content.containerd);
+        (desired_from(&bundle, cfg.pool.as_deref()), policy)
+    };
+    let obs = observe(root, family, &desired, &st)?;
+    let mut p =
+        plan::plan(family, &desired, policy, &st, &obs).inspect_err(|_| report.refused = true)?;
+    for w in &p.warnings {
+        warn!(warning = %w, "plan");
+    }
+    report.outcome.warnings = p.warnings.clone();
+    report.not_after = desired
+        .authorities
+        .iter()
+        .map(|a| {
+            let na = pem::certificates(&a.pem)
+                .first()
+                .and_then(|d| pem::not_after_unix(d))
+                .unwrap_or(0);
+            (a.name.clone(), a.sha256.clone(), na)
+        })
+        .collect();
+
+    // Write-ahead: the record lists every file before it exists, so a crash between
+    // the two can never leave a file of ours that the record forgot.
+    let mut intent = st.clone();
+    intent.files.extend(p.state.files.clone());
+    intent.hosts_edits.extend(p.state.hosts_edits.clone());
+    intent.family = Some(family);
+    if !p.actions.is_empty() {
+        state::save(root, &intent)?;
+    }
+    let generated = root.join(family.generated_bundle());
+    let before_bundle = std::fs::read(&generated).ok();
+    let mut backup = Backup {
+        root: root.clone(),
+        saved: Vec::new(),
+    };
+    let mut dirs = intent.clone();
+    let outcome = (|| -> Result<Option<String>, String> {
+        carry_out(root, &p.actions, &obs, &mut dirs, &mut backup)?;
+        report.changes = p.actions.len();
+        if p.store_changed {
+            refresh(cfg, family, p.fresh)?;
+            report.refreshed = true;
+        }
+        match check_generated(cfg, family, &p, before_bundle.as_deref()) {
+            Ok(note) => Ok(note),
+            // Drift outside the agent's files (someone refreshed with a broken config):
+            // one refresh repairs it.
+            Err(_) if !report.refreshed => {
+                refresh(cfg, family, true)?;
+                report.refreshed = true;
+                check_generated(cfg, family, &p, before_bundle.as_deref())
+            }
+            Err(e) => Err(e),
+        }
+    })();
+    let note = match outcome {
+        Ok(note) => note,
+        Err(reason) => {
+            let errors = backup.restore();
+            let mut reason = format!("{reason}; restored the files it changed");
+            if !errors.is_empty() {
+                reason.push_str(&format!(" (could not restore: {})", errors.join(", ")));
+            }
+            if report.refreshed || p.store_changed {
+                if let Err(e) = refresh(cfg, family, true) {
+                    reason.push_str(&format!("; the refresh after restoring failed too: {e}"));
+                }
+            }
+            // Folders this apply created go too (when empty), so a failed first
+            // install leaves no trace.
+            let created: Vec<&String> = dirs.dirs.difference(&st.dirs).collect();
+            remove_empty_dirs(root, created.iter().copied());
+            let mut back = st.clone();
+            back.family = st.family.or(Some(family));
+            state::save(root, &back)?;
+            return Err(reason);
+        }
+    };
+    if let Some(note) = note {
+        warn!(note = %note, "generated bundle");
+        report.outcome.warnings.push(note);
+    }
+    p.state.dirs = dirs.dirs;
+    p.state.restart_pending = p.restart.is_some();
+    if uninstall {
+        finish_uninstall(root, &p.state)?;
+    } else {
+        state::save(root, &p.state)?;
+    }
+    if let Some(why) = &p.restart {
+        let ctr = Containerd {
+            exec: cfg.exec,
+            root: root.clone(),
+            restart_command: cfg.restart_command.clone(),
+        };
+        match ctr.restart_if_running(cfg.timeout) {
+            Ok(what) => {
+                info!(why = %why, what = %what, "containerd");
+                if !uninstall {
+                    p.state.restart_pending = false;
+                    state::save(root, &p.state)?;
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "trust installed, but restarting containerd failed ({why}): {e}"
+                ))
+            }
+        }
+    }
+    report.outcome.installed_sha256 = p.state.bundle_sha256.clone();
+    if report.changes > 0 || report.refreshed {
+        info!(bundle = ?p.state.bundle_sha256, changes = report.changes, refreshed = report.refreshed, "applied");
+    }
+    if !uninstall {
+        if let (Some(expected), Some(installed)) = (&cfg.expected, &p.state.bundle_sha256) {
+            if !expected.eq_ignore_ascii_case(installed) {
+                return Err(format!(
+                    "installed bundle {installed} is not the expected {expected}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the given folders, deepest first, each only if empty.
+fn remove_empty_dirs<'a>(root: &Path, dirs: impl Iterator<Item = &'a String>) {
+    let mut dirs: Vec<&String> = dirs.collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    for d in dirs {
+        let _ = std::fs::remove_dir(root.join(d));
+    }
+}
+
+/// After an uninstall: remove the folders the agent created (when empty) and its record.
+fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
+    remove_empty_dirs(root, st.dirs.iter());
+    let _ = std::fs::remove_dir_all(root.join("var/lib/catrust/p11-kit"));
+    fsops::remove(&state::state_path(root)).map_err(|e| e.to_string())?;
+    fsops::remove(&state::outcome_path(root)).map_err(|e| e.to_string())?;
+    // Still held by this process; a waiting one then finds nothing installed.
+    fsops::remove(&root.join(state::STATE_DIR).join("lock")).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir(root.join(state::STATE_DIR));
+    Ok(())
+}
+
+/// `status`: the record, the last outcome, and (with a bundle dir) whether the bundle
+/// in the volume is the one installed.
+pub fn status(cfg: &Config) -> serde_json::Value {
+    let root = &cfg.host_root;
+    let st = state::load(root);
+    let last = state::load_outcome(root);
+    let installed = st.as_ref().ok().and_then(|s| s.bundle_sha256.clone());
+    let mut ready = last.as_ref().is_some_and(|o| o.ready);
+    let mut reason = last.as_ref().and_then(|o| o.reason.clone());
+    if let Err(e) = &st {
+        ready = false;
+        reason = Some(e.clone());
+    }
+    let mut expected = cfg.expected.clone();
+    if cfg.bundle_dir.is_some() {
+        match read_bundle(cfg) {
+            Ok(b) => {
+                expected.get_or_insert(b.manifest.bundle_sha256.clone());
+                if installed.as_deref() != Some(b.manifest.bundle_sha256.as_str()) {
+                    ready = false;
+                    reason.get_or_insert_with(|| {
+                        format!("bundle {} is not installed yet", b.manifest.bundle_sha256)
+                    });
+                }
+            }
+            Err(e) => {
+                ready = false;
+                reason = Some(e);
+            }
+        }
+    } else if let (Some(e), Some(i)) = (&expected, &installed) {
+        if !e.eq_ignore_ascii_case(i) {
+            ready = false;
+            reason.get_or_insert_with(|| format!("installed bundle {i} is not the expected {e}"));
+        }
+    }
+    if ready {
+        reason = None;
+    } else if reason.is_none() {
+        reason = Some("nothing installed yet".into());
+    }
+    serde_json::json!({
+        "ready": ready,
+        "reason": reason,
+        "installed": installed,
+        "expected": expected,
+        "seen": last.as_ref().and_then(|o| o.seen_sha256.clone()),
+        "lastApply": last.as_ref().map(|o| o.at),
+        "warnings": last.map(|o| o.warnings).unwrap_or_default(),
+        "family": st.as_ref().ok().and_then(|s| s.family.map(Family::as_str)),
+        "files": st.as_ref().map(|s| s.files.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+        "distrusted": st.as_ref().map(|s| s.distrusted.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catrust_bundle::{Authority, BundleContent, Manifest};
+
+    #[test]
+    fn os_release_links_resolve_under_the_host_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/os-release"), "ID=flatcar\n").unwrap();
+        std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        assert_eq!(family(root), Ok(Family::Flatcar));
+    }
+
+    #[test]
+    fn pools_limit_authorities_only_when_the_node_names_its_pool() {
+        let auth = |name: &str, pools: &[&str]| Authority {
+            name: name.into(),
+            sha256: "0".repeat(64),
+            registries: vec![],
+            pools: pools.iter().map(|s| s.to_string()).collect(),
+        };
+        let manifest = Manifest::seal(BundleContent {
+            schema_version: catrust_bundle::SCHEMA_VERSION,
+            config_name: "corp".into(),
+            authorities: vec![auth("all", &[]), auth("gpu-only", &["gpu"])],
+            distrust: vec![catrust_bundle::Distrusted {
+                sha256: "AB:".repeat(31) + "AB",
+                reason: None,
+            }],
+            containerd: ContainerdPolicy::Restart,
+        });
+        let bundle = VerifiedBundle {
+            manifest,
+            certificates: vec![
+                ("all".into(), b"A".to_vec()),
+                ("gpu-only".into(), b"G".to_vec()),
+            ],
+        };
+        let names = |pool: Option<&str>| -> Vec<String> {
+            desired_from(&bundle, pool)
+                .authorities
+                .into_iter()
+                .map(|a| a.name)
+                .collect()
+        };
+        assert_eq!(names(None), ["all", "gpu-only"]);
+        assert_eq!(names(Some("gpu")), ["all", "gpu-only"]);
+        assert_eq!(names(Some("system")), ["all"]);
+        assert_eq!(desired_from(&bundle, None).distrust, ["ab".repeat(32)]);
+    }
+}

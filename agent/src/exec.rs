@@ -1,0 +1,271 @@
+//! The host-exec layer: how the refresh and containerd commands reach the host.
+//!
+//! - `nsenter` (production): the host's own tools, in PID 1's namespaces, on the
+//!   host's real paths (the agent container sees the host root at `--host-root`).
+//! - `chroot`: the host's own tools under `chroot HOSTROOT`.
+//! - `direct` (tests, throwaway roots): the agent's tools with explicit paths under the
+//!   host root, so nothing outside it is read or written.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::host::Family;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostExec {
+    Nsenter,
+    Chroot,
+    Direct,
+}
+
+const NSENTER: [&str; 8] = [
+    "nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid",
+];
+
+fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = match exec {
+        HostExec::Nsenter => NSENTER
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--".into()])
+            .collect(),
+        HostExec::Chroot => vec!["chroot".into(), root.display().to_string()],
+        HostExec::Direct => Vec::new(),
+    };
+    out.extend(argv.iter().map(|s| s.to_string()));
+    out
+}
+
+/// Folder (ours) where direct mode keeps the p11-kit module config it points `trust` at.
+const P11_DIR: &str = "var/lib/catrust/p11-kit";
+
+/// The refresh command line. Direct mode also prepares what the command needs under
+/// the root (the folders it writes into, p11-kit's module config).
+pub fn refresh_argv(
+    exec: HostExec,
+    family: Family,
+    root: &Path,
+    fresh: bool,
+) -> Result<Vec<String>, String> {
+    match (exec, family) {
+        (HostExec::Direct, Family::Debian) => {
+            let r = |p: &str| root.join(p).display().to_string();
+            // update-ca-certificates cd's into --etccertsdir: it must exist.
+            std::fs::create_dir_all(root.join("etc/ssl/certs")).map_err(|e| format!("etc/ssl/certs: {e}"))?;
+            let mut v = vec!["update-ca-certificates".to_string()];
+            if fresh {
+                v.push("--fresh".into());
+            }
+            for (flag, path) in [
+                ("--certsconf", "etc/ca-certificates.conf"),
+                ("--certsdir", "usr/share/ca-certificates"),
+                ("--localcertsdir", "usr/local/share/ca-certificates"),
+                ("--etccertsdir", "etc/ssl/certs"),
+                // Always: without it the machine's own hooks (e.g. Java's) would run.
+                ("--hooksdir", "etc/ca-certificates/update.d"),
+            ] {
+                v.push(flag.into());
+                v.push(r(path));
+            }
+            Ok(v)
+        }
+        (HostExec::Direct, Family::Rhel) => {
+            // p11-kit reads its source paths from the trust module's config, and ignores
+            // user config when run as root. So: a private mount namespace in which the
+            // module config folder is replaced by one naming the root's sources.
+            let moddir = root.join(P11_DIR);
+            std::fs::create_dir_all(&moddir).map_err(|e| format!("{}: {e}", moddir.display()))?;
+            let paths = format!(
+                "{}:{}",
+                root.join("etc/pki/ca-trust/source").display(),
+                root.join("usr/share/pki/ca-trust-source").display()
+            );
+            let module = format!(
+                "module: p11-kit-trust.so\npriority: 1\ntrust-policy: yes\nx-init-reserved: paths={paths}\n"
+            );
+            crate::fsops::write_atomic(&moddir.join("p11-kit-trust.module"), module.as_bytes())
+                .map_err(|e| format!("p11-kit module config: {e}"))?;
+            let out = root.join(family.generated_bundle());
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            Ok(vec![
+                "unshare".into(),
+                "--mount".into(),
+                "sh".into(),
+                "-c".into(),
+                "mount --bind \"$1\" /usr/share/p11-kit/modules && exec trust extract --format=pem-bundle --filter=ca-anchors --overwrite --purpose server-auth \"$2\"".into(),
+                "sh".into(),
+                moddir.display().to_string(),
+                out.display().to_string(),
+            ])
+        }
+        (HostExec::Direct, Family::Flatcar) => {
+            Err("--host-exec direct supports the debian and rhel families; use nsenter or chroot on Flatcar".into())
+        }
+        (_, Family::Debian) if fresh => Ok(on_host(exec, root, &["update-ca-certificates", "--fresh"])),
+        (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, root, &["update-ca-certificates"])),
+        (_, Family::Rhel) => Ok(on_host(exec, root, &["update-ca-trust", "extract"])),
+    }
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Ran {
+    pub success: bool,
+    pub output: String,
+}
+
+/// Runs `argv` with a deadline; the child is killed when it passes.
+pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
+    let (prog, args) = argv.split_first().ok_or("empty command")?;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    let mut pipes: Vec<Box<dyn Read + Send>> = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        pipes.push(Box::new(o));
+    }
+    if let Some(e) = child.stderr.take() {
+        pipes.push(Box::new(e));
+    }
+    // Output is collected by threads and handed over a channel: a command that leaves a
+    // child holding its pipes open must not hang the agent.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let n_pipes = pipes.len();
+    for mut p in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = p.read_to_end(&mut s);
+            let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
+        });
+    }
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{prog} did not finish within {}s; killed",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for {prog}: {e}")),
+        }
+    };
+    let mut output = String::new();
+    for _ in 0..n_pipes {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(part) => output.push_str(&part),
+            Err(_) => break,
+        }
+    }
+    Ok(Ran {
+        success: status.success(),
+        output: if status.success() {
+            output
+        } else {
+            format!("{prog} exited with {status}: {}", output.trim())
+        },
+    })
+}
+
+/// How containerd is checked and restarted.
+#[derive(Debug, Clone)]
+pub struct Containerd {
+    pub exec: HostExec,
+    pub root: PathBuf,
+    /// Replaces `systemctl restart containerd` (run with `sh -c`).
+    pub restart_command: Option<String>,
+}
+
+impl Containerd {
+    /// Restarts containerd if it is running. Returns what happened.
+    pub fn restart_if_running(&self, timeout: Duration) -> Result<String, String> {
+        if let Some(cmd) = &self.restart_command {
+            let ran = run(&["sh".into(), "-c".into(), cmd.clone()], timeout)?;
+            return if ran.success {
+                Ok(format!("ran {cmd:?}"))
+            } else {
+                Err(ran.output)
+            };
+        }
+        if self.exec == HostExec::Direct {
+            return Ok(
+                "direct mode without --containerd-restart-command: no containerd to restart".into(),
+            );
+        }
+        let active = run(
+            &on_host(
+                self.exec,
+                &self.root,
+                &["systemctl", "is-active", "--quiet", "containerd"],
+            ),
+            timeout,
+        )?;
+        if !active.success {
+            return Ok("containerd is not running: nothing to restart".into());
+        }
+        let ran = run(
+            &on_host(
+                self.exec,
+                &self.root,
+                &["systemctl", "restart", "containerd"],
+            ),
+            timeout,
+        )?;
+        if ran.success {
+            Ok("restarted containerd".into())
+        } else {
+            Err(ran.output)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refresh_runs_in_pid1_namespaces() {
+        let v = refresh_argv(HostExec::Nsenter, Family::Debian, Path::new("/host"), true).unwrap();
+        assert_eq!(v[..2], ["nsenter", "--target"]);
+        assert_eq!(v[v.len() - 2..], ["update-ca-certificates", "--fresh"]);
+        let v = refresh_argv(HostExec::Chroot, Family::Rhel, Path::new("/host"), false).unwrap();
+        assert_eq!(v, ["chroot", "/host", "update-ca-trust", "extract"]);
+    }
+
+    #[test]
+    fn timeouts_kill() {
+        let err = run(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
+        assert!(err.contains("did not finish"));
+        // A background child keeping the pipes open does not hang the caller.
+        let t0 = Instant::now();
+        let ran = run(
+            &["sh".into(), "-c".into(), "sleep 5 & echo started".into()],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(
+            ran.success && t0.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            t0.elapsed()
+        );
+        let ran = run(
+            &["sh".into(), "-c".into(), "echo hi; exit 3".into()],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(!ran.success && ran.output.contains("hi"));
+    }
+}

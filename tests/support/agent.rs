@@ -1,0 +1,255 @@
+//! Driving the real `catrust-agent`: bundles sealed with the shared contract crate,
+//! the binary's commands, its HTTP endpoints, and the TLS check that decides whether
+//! a host root trusts a CA (`openssl s_server` + `curl --cacert`).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use catrust_bundle::{
+    Authority, BundleContent, ContainerdPolicy, Distrusted, Manifest, SCHEMA_VERSION,
+};
+
+use crate::pki::{der_of, Issued};
+use crate::{bin, isolate_tls_env, require_tool, run};
+
+/// One authority of a test bundle.
+pub struct Ca<'a> {
+    pub name: &'a str,
+    pub cert: &'a Issued,
+    pub registries: &'a [&'a str],
+}
+
+/// The files of a sealed bundle (key → bytes) and its hash.
+pub fn bundle(
+    cas: &[Ca],
+    distrust: &[String],
+    policy: ContainerdPolicy,
+) -> (BTreeMap<String, Vec<u8>>, String) {
+    let mut files = BTreeMap::new();
+    let mut authorities = Vec::new();
+    for ca in cas {
+        let der = der_of(&ca.cert.cert);
+        files.insert(
+            format!("{}.crt", ca.name),
+            catrust_bundle::encode_pem(&der).into_bytes(),
+        );
+        authorities.push(Authority {
+            name: ca.name.into(),
+            sha256: catrust_bundle::sha256_hex(&der),
+            registries: ca.registries.iter().map(|s| s.to_string()).collect(),
+            pools: vec![],
+        });
+    }
+    let manifest = Manifest::seal(BundleContent {
+        schema_version: SCHEMA_VERSION,
+        config_name: "corp".into(),
+        authorities,
+        distrust: distrust
+            .iter()
+            .map(|s| Distrusted {
+                sha256: s.clone(),
+                reason: Some("compromised".into()),
+            })
+            .collect(),
+        containerd: policy,
+    });
+    files.insert(
+        catrust_bundle::MANIFEST_KEY.into(),
+        manifest.to_json().into_bytes(),
+    );
+    (files, manifest.bundle_sha256)
+}
+
+/// SHA-256 fingerprint of a test certificate.
+pub fn fingerprint(cert: &Issued) -> String {
+    catrust_bundle::sha256_hex(&der_of(&cert.cert))
+}
+
+/// `catrust-agent ARGS…`.
+pub fn agent(args: &[&str]) -> Output {
+    run(Command::new(bin("catrust-agent"))
+        .args(args)
+        .env_remove("CATRUST_EXPECTED_SHA256"))
+}
+
+/// The common flags of `apply --once` / `run` against a throwaway root.
+pub fn host_flags(root: &Path, bundle_dir: &Path) -> Vec<String> {
+    vec![
+        "--bundle-dir".into(),
+        bundle_dir.display().to_string(),
+        "--host-root".into(),
+        root.display().to_string(),
+        "--host-exec".into(),
+        "direct".into(),
+        "--containerd-restart-command".into(),
+        format!(
+            "echo restarted >> {}",
+            root.join("containerd-restarts").display()
+        ),
+    ]
+}
+
+/// `status --format json` of a root.
+pub fn status(root: &Path, bundle_dir: Option<&Path>) -> serde_json::Value {
+    let mut args = vec![
+        "status".to_string(),
+        "--format".into(),
+        "json".into(),
+        "--host-root".into(),
+    ];
+    args.push(root.display().to_string());
+    if let Some(b) = bundle_dir {
+        args.push("--bundle-dir".into());
+        args.push(b.display().to_string());
+    }
+    let out = agent(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped (even when the test panics).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1 presenting `leaf`.
+pub struct TlsServer {
+    pub port: u16,
+    _child: Killed,
+}
+
+impl TlsServer {
+    pub fn start(leaf: &Issued) -> Self {
+        let openssl = require_tool("openssl", "openssl");
+        let port = free_port();
+        let child = Command::new(openssl)
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&leaf.cert)
+            .arg("-key")
+            .arg(&leaf.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let server = TlsServer {
+            port,
+            _child: Killed(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "openssl s_server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    /// Does `curl --cacert BUNDLE` accept this server? Only the given bundle counts:
+    /// the machine's SSL_CERT_* / CURL_CA_BUNDLE are removed.
+    pub fn trusted_by(&self, bundle: &Path) -> bool {
+        let curl = require_tool("curl", "curl");
+        let mut cmd = Command::new(curl);
+        isolate_tls_env(&mut cmd)
+            .args(["-sS", "-o", "/dev/null", "--max-time", "5", "--cacert"])
+            .arg(bundle)
+            .arg(format!("https://127.0.0.1:{}/", self.port));
+        run(&mut cmd).status.success()
+    }
+}
+
+/// A running `catrust-agent run`, killed on drop.
+pub struct RunningAgent {
+    pub port: u16,
+    pub child: Killed,
+}
+
+impl RunningAgent {
+    pub fn start(flags: &[String], extra: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(bin("catrust-agent"))
+            .arg("run")
+            .args(flags)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env_remove("CATRUST_EXPECTED_SHA256")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start catrust-agent run");
+        let agent = RunningAgent {
+            port,
+            child: Killed(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.get("/healthz").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "catrust-agent run did not start serving"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        agent
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// GET path → (status code, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+
+    /// Polls `/readyz` until `want` (200 or 503) after its first apply; returns the body.
+    pub fn wait_readyz(&self, want: u16, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((code, body)) = self.get("/readyz") {
+                if code == want && !body.contains("no apply yet") {
+                    return body;
+                }
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered {want}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
