@@ -250,13 +250,11 @@ const HOST_MOUNTS: &[(&str, &str, bool, &str)] = &[
         false,
         "DirectoryOrCreate",
     ),
-    // The distribution's CA files, read to find a distrusted certificate's entry.
-    (
-        "host-distro-ca",
-        "/usr/share/ca-certificates",
-        true,
-        "DirectoryOrCreate",
-    ),
+    // The distribution's CA files (/usr/share/ca-certificates on Debian, /usr/share/pki
+    // on the RHEL family), read to find a distrusted certificate's entry. Read-only.
+    ("host-usr-share", "/usr/share", true, "Directory"),
+    // /etc/os-release is usually a link to ../usr/lib/os-release.
+    ("host-os-release", "/usr/lib/os-release", true, "File"),
     // The agent's record of what it installed, so it removes exactly that.
     ("host-state", "/var/lib/catrust", false, "DirectoryOrCreate"),
 ];
