@@ -3,6 +3,7 @@
 //! with the real `openssl`.
 #![forbid(unsafe_code)]
 
+pub mod gitrepo;
 pub mod pki;
 
 use std::path::{Path, PathBuf};
