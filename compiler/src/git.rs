@@ -92,9 +92,19 @@ impl Repo {
 }
 
 /// Follows a repository path through symlinks, with `lookup(prefix)` giving the
-/// `(filemode, id)` of an entry (`None` when absent; for the index, folders are
-/// absent and reported as `Some((0o040000, zero))` by the caller or skipped).
+/// `(filemode, id)` of an entry (`None` when absent; the index has no folder entries,
+/// so an absent prefix that is not the last component is taken as a folder).
 fn resolve(repo: &Repository, repo_path: &str, lookup: &Lookup<'_>) -> Result<Oid, SourceError> {
+    resolve_traced(repo, repo_path, lookup, &mut Vec::new())
+}
+
+/// [`resolve`], pushing every symlink followed and the final path onto `trace`.
+fn resolve_traced(
+    repo: &Repository,
+    repo_path: &str,
+    lookup: &Lookup<'_>,
+    trace: &mut Vec<String>,
+) -> Result<Oid, SourceError> {
     let mut path = repo_path.to_string();
     let mut hops = 0;
     'restart: loop {
@@ -112,6 +122,7 @@ fn resolve(repo: &Repository, repo_path: &str, lookup: &Lookup<'_>) -> Result<Oi
                 None if last => return Err(SourceError::NotFound(repo_path.into())),
                 None => continue,
                 Some((mode, id)) if mode == LINK_MODE => {
+                    trace.push(prefix.clone());
                     hops += 1;
                     if hops > MAX_HOPS {
                         return Err(SourceError::Io {
@@ -140,6 +151,7 @@ fn resolve(repo: &Repository, repo_path: &str, lookup: &Lookup<'_>) -> Result<Oi
                     continue 'restart;
                 }
                 Some((mode, id)) if last => {
+                    trace.push(prefix);
                     return match mode & 0o170000 {
                         0o100000 => Ok(id),
                         0o040000 => Err(SourceError::Io {
@@ -435,15 +447,32 @@ impl<'r> StateReader<'r> {
             .clone()
     }
 
-    fn key(&mut self, tree: &git2::Tree<'_>, path: &str) -> Option<(StateKey, Rc<ConfigFiles>)> {
+    /// The state key of `tree`, the files it names, and the top-level names of every
+    /// path involved (trust.yaml, the files, the symlinks followed): while none of
+    /// those root entries changes, the state cannot change.
+    fn key(
+        &mut self,
+        tree: &git2::Tree<'_>,
+        path: &str,
+        roots: &mut BTreeSet<String>,
+    ) -> Option<(StateKey, Rc<ConfigFiles>)> {
         let entry = tree.get_path(Path::new(path)).ok()?;
         let files = self.config(entry.id(), path)?;
         let lookup = tree_lookup(tree);
+        let mut trace = vec![path.to_string()];
         let ids = files
             .files
             .iter()
-            .map(|f| resolve(self.repo, f, &lookup).ok())
+            .map(|f| {
+                trace.push(f.clone());
+                resolve_traced(self.repo, f, &lookup, &mut trace).ok()
+            })
             .collect();
+        roots.extend(
+            trace
+                .iter()
+                .filter_map(|p| p.split('/').next().map(str::to_string)),
+        );
         Some(((entry.id(), ids), files))
     }
 
@@ -499,14 +528,17 @@ fn seen_of(order: u64, time: i64, commit: Oid, truncated: bool) -> Seen {
 ///
 /// Only commits whose trust.yaml or certificate blobs differ from the previous one are
 /// parsed; parsed states are cached by blob id. The walk stops as soon as every target
-/// is dated. Targets never present in `start` or its first parent are left out (the
-/// caller dates them as uncommitted).
+/// is dated. `targets` maps each fingerprint to the position (1 = `start`) by which its
+/// run must have begun: 1 for what the checked state trusts, 2 for what `--rev R`
+/// removed (present in `R^`). A target absent there is left out: the caller dates it
+/// as uncommitted.
 pub fn first_seen(
     repo: &Repo,
     start: &git2::Commit<'_>,
     path: &str,
-    targets: &BTreeSet<String>,
+    targets: &BTreeMap<String, u64>,
 ) -> Result<(BTreeMap<String, Seen>, WalkStats), GitError> {
+    type State = Option<Rc<BTreeSet<String>>>;
     let r = &*repo.repo;
     let boundary = repo.shallow_boundary();
     let mut reader = StateReader {
@@ -515,39 +547,70 @@ pub fn first_seen(
         certs: HashMap::new(),
     };
     let mut status: BTreeMap<&String, Status> =
-        targets.iter().map(|t| (t, Status::Unseen)).collect();
+        targets.keys().map(|t| (t, Status::Unseen)).collect();
     let mut stats = WalkStats::default();
     let mut commit = start.clone();
+    let mut child: Option<git2::Commit<'_>> = None;
     let mut path = Some(path.to_string());
     let mut order: u64 = 1;
-    // The last tree seen and its state, and the last parsed state key and its state.
-    let mut last_tree: Option<(Oid, Option<Rc<BTreeSet<String>>>)> = None;
-    let mut last_key: Option<(StateKey, Option<Rc<BTreeSet<String>>>)> = None;
+    // The root entries the last parsed state depends on, their ids, and that state.
+    let mut quick: Option<(Vec<String>, Vec<Option<Oid>>, State)> = None;
+    // The last parsed state key and its state.
+    let mut last_key: Option<(StateKey, State)> = None;
     let empty: Rc<BTreeSet<String>> = Rc::default();
+    let root_ids = |tree: &git2::Tree<'_>, names: &[String]| -> Vec<Option<Oid>> {
+        names
+            .iter()
+            .map(|n| tree.get_name(n).map(|e| e.id()))
+            .collect()
+    };
     loop {
         stats.commits += 1;
         let tree = commit.tree()?;
-        // The state of this commit: Some(set), or None to look through it.
-        let state: Option<Rc<BTreeSet<String>>> = match &last_tree {
-            Some((id, st)) if *id == tree.id() => st.clone(),
-            _ => match &path {
-                None => Some(empty.clone()),
-                Some(p) if tree.get_path(Path::new(p)).is_err() => Some(empty.clone()),
-                Some(p) => match reader.key(&tree, p) {
-                    None => None,
-                    Some((key, files)) => match &last_key {
-                        Some((k, st)) if *k == key => st.clone(),
-                        _ => {
-                            stats.states_read += 1;
-                            let st = reader.state(&key, &files).map(Rc::new);
-                            last_key = Some((key, st.clone()));
-                            st
-                        }
-                    },
-                },
-            },
+        let unchanged = quick
+            .as_ref()
+            .filter(|(names, ids, _)| root_ids(&tree, names) == *ids)
+            .map(|(_, _, st)| st.clone());
+        let state: State = match unchanged {
+            Some(st) => st,
+            None => {
+                // trust.yaml gone at this commit: renamed (seen from the child), or added.
+                if let Some(p) = path.clone() {
+                    if tree.get_path(Path::new(&p)).is_err() {
+                        path = match &child {
+                            Some(c) => path_in(repo, &tree, Side::Commit(c), &p)?,
+                            None => None,
+                        };
+                        last_key = None;
+                    }
+                }
+                match &path {
+                    None => {
+                        quick = None;
+                        Some(empty.clone())
+                    }
+                    Some(p) => {
+                        let mut roots = BTreeSet::new();
+                        let st = match reader.key(&tree, p, &mut roots) {
+                            None => None,
+                            Some((key, files)) => match &last_key {
+                                Some((k, st)) if *k == key => st.clone(),
+                                _ => {
+                                    stats.states_read += 1;
+                                    let st = reader.state(&key, &files).map(Rc::new);
+                                    last_key = Some((key, st.clone()));
+                                    st
+                                }
+                            },
+                        };
+                        let names: Vec<String> = roots.into_iter().collect();
+                        let ids = root_ids(&tree, &names);
+                        quick = Some((names, ids, st.clone()));
+                        st
+                    }
+                }
+            }
         };
-        last_tree = Some((tree.id(), state.clone()));
         if let Some(s) = &state {
             for (fp, st) in status.iter_mut() {
                 let here = s.contains(*fp);
@@ -565,7 +628,7 @@ pub fn first_seen(
                         },
                         false,
                     ) => Status::Done(Some(seen_of(order, time, commit, false))),
-                    (Status::Unseen, false) if order >= 2 => Status::Done(None),
+                    (Status::Unseen, false) if order >= targets[*fp] => Status::Done(None),
                     (other, _) => other,
                 };
             }
@@ -597,16 +660,7 @@ pub fn first_seen(
             }
             break;
         };
-        if let Some(p) = &path {
-            if tree.get_path(Path::new(p)).is_ok() {
-                let parent_tree = parent.tree()?;
-                if parent_tree.get_path(Path::new(p)).is_err() {
-                    path = path_in(repo, &parent_tree, Side::Commit(&commit), p)?;
-                    last_key = None;
-                }
-            }
-        }
-        commit = parent;
+        child = Some(std::mem::replace(&mut commit, parent));
         order += 1;
     }
     let out = status
@@ -691,7 +745,22 @@ pub fn rotation_against(
         parent_commit,
         ..Rotation::default()
     };
-    let targets = crate::history::targets(&parent, checked);
+    let removed = crate::history::removed(&parent, checked);
+    let committed = matches!(side, Side::Commit(_));
+    let targets: BTreeMap<String, u64> = if removed.is_empty() {
+        BTreeMap::new()
+    } else {
+        checked
+            .certificates
+            .iter()
+            .map(|c| (c.info.sha256.clone(), 1))
+            .chain(
+                removed
+                    .into_iter()
+                    .map(|fp| (fp, if committed { 2 } else { 1 })),
+            )
+            .collect()
+    };
     let check_time = start(repo, side, now).map_or(now, |(_, t)| t);
     out.facts.check_time = check_time;
     if !targets.is_empty() {

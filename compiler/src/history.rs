@@ -127,17 +127,6 @@ pub fn removed(parent: &Loaded, checked: &Loaded) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every fingerprint the walk must date for this pair of states.
-pub fn targets(parent: &Loaded, checked: &Loaded) -> BTreeSet<String> {
-    let removed = removed(parent, checked);
-    if removed.is_empty() {
-        return removed;
-    }
-    let mut t = removed;
-    t.extend(checked.certificates.iter().map(|c| c.info.sha256.clone()));
-    t
-}
-
 /// Every certificate of `parent` missing from `checked`, with its verdict.
 pub fn removals(parent: &Loaded, checked: &Loaded, facts: &Facts) -> Vec<Removal> {
     let (Some(parent_config), Some(config)) = (&parent.config, &checked.config) else {
@@ -327,4 +316,161 @@ pub fn diagnostics(removals: &[Removal], checked: &Loaded) -> Vec<Diagnostic> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    const A: &str = include_str!("../../examples/basic/certs/corp-root-2024.pem");
+    const B: &str = include_str!("../../examples/basic/certs/proxy-ca.pem");
+    const H: i64 = 3600;
+
+    /// A state: `(name, pem file, replaces)` authorities and distrusted fingerprints.
+    fn state(auths: &[(&str, &str, Option<&str>)], distrust: &[&str]) -> Loaded {
+        let mut src = MemSource::default();
+        let mut y = String::from("apiVersion: catrust.dev/v1alpha1\nkind: TrustConfig\nmetadata:\n  name: corp\nspec:\n  authorities:\n");
+        for (name, pem, replaces) in auths {
+            src.files
+                .insert(format!("{name}.pem"), pem.as_bytes().to_vec());
+            y.push_str(&format!("    - name: {name}\n      file: {name}.pem\n"));
+            if let Some(r) = replaces {
+                y.push_str(&format!("      replaces: {r}\n"));
+            }
+        }
+        if !distrust.is_empty() {
+            y.push_str("  distrust:\n");
+            for d in distrust {
+                y.push_str(&format!("    - sha256: \"{d}\"\n"));
+            }
+        }
+        y.push_str("  targets:\n    aks:\n      resourceGroup: rg\n      cluster: c\n");
+        src.files.insert("trust.yaml".into(), y.into_bytes());
+        crate::load::load(&src, "trust.yaml").unwrap()
+    }
+
+    fn fp(l: &Loaded, i: usize) -> String {
+        l.certificates[i].info.sha256.clone()
+    }
+
+    fn seen(time: i64, order: u64, truncated: bool) -> Seen {
+        Seen {
+            time,
+            commit: Some("c".repeat(40)),
+            order,
+            truncated,
+        }
+    }
+
+    #[test]
+    fn a_renamed_authority_is_not_a_removal() {
+        let parent = state(&[("old-name", A, None)], &[]);
+        let checked = state(&[("new-name", A, None)], &[]);
+        assert!(removed(&parent, &checked).is_empty());
+        assert!(removals(&parent, &checked, &Facts::default()).is_empty());
+    }
+
+    #[test]
+    fn a_new_certificate_under_the_old_name_is_a_removal() {
+        let parent = state(&[("corp", A, None)], &[]);
+        let checked = state(&[("corp", B, None)], &[]);
+        let facts = Facts {
+            seen: [(fp(&parent, 0), seen(0, 1, false))].into(),
+            check_time: 10 * H,
+        };
+        let r = removals(&parent, &checked, &facts);
+        // B is not committed yet: dated at the check time.
+        assert_eq!(
+            r[0].verdict,
+            Verdict::TooSoon {
+                allowed_at: 10 * H + 72 * H
+            }
+        );
+    }
+
+    #[test]
+    fn replaces_names_the_successor_and_dates_the_removal() {
+        let parent = state(&[("old", A, None), ("new", B, Some("old"))], &[]);
+        let checked = state(&[("new", B, Some("old"))], &[]);
+        let mut facts = Facts {
+            seen: [
+                (fp(&parent, 0), seen(0, 2, false)),
+                (fp(&parent, 1), seen(100 * H, 1, false)),
+            ]
+            .into(),
+            check_time: 101 * H,
+        };
+        let r = removals(&parent, &checked, &facts);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].by_replaces);
+        assert_eq!(
+            r[0].verdict,
+            Verdict::TooSoon {
+                allowed_at: 172 * H
+            }
+        );
+        let d = diagnostics(&r, &checked);
+        assert_eq!(d[0].code, Code::Ct401);
+        assert!(
+            d[0].message.contains("1970-01-08 04:00:00 UTC"),
+            "{}",
+            d[0].message
+        );
+        facts.check_time = 172 * H;
+        assert_eq!(
+            removals(&parent, &checked, &facts)[0].verdict,
+            Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn distrust_is_the_emergency_path_and_no_successor_is_allowed() {
+        let parent = state(&[("old", A, None), ("other", B, None)], &[]);
+        let a = fp(&parent, 0);
+        let checked = state(&[("other", B, None)], &[&a]);
+        assert_eq!(
+            removals(&parent, &checked, &Facts::default())[0].verdict,
+            Verdict::Emergency
+        );
+        assert!(removed(&parent, &checked).is_empty(), "no walk needed");
+        // `other` was there before `old`: not a successor.
+        let checked = state(&[("other", B, None)], &[]);
+        let facts = Facts {
+            seen: [
+                (a, seen(50 * H, 1, false)),
+                (fp(&parent, 1), seen(0, 2, false)),
+            ]
+            .into(),
+            check_time: 51 * H,
+        };
+        assert_eq!(
+            removals(&parent, &checked, &facts)[0].verdict,
+            Verdict::NoSuccessor
+        );
+    }
+
+    #[test]
+    fn a_shallow_boundary_decides_only_when_it_is_old_enough() {
+        let parent = state(&[("old", A, None), ("new", B, Some("old"))], &[]);
+        let checked = state(&[("new", B, Some("old"))], &[]);
+        let cut = |check_time| Facts {
+            seen: [
+                (fp(&parent, 0), seen(10 * H, 5, true)),
+                (fp(&parent, 1), seen(10 * H, 5, true)),
+            ]
+            .into(),
+            check_time,
+        };
+        assert_eq!(
+            removals(&parent, &checked, &cut(11 * H))[0].verdict,
+            Verdict::HistoryTooShort {
+                boundary_time: 10 * H
+            }
+        );
+        assert_eq!(
+            removals(&parent, &checked, &cut(82 * H))[0].verdict,
+            Verdict::Allowed
+        );
+    }
 }
