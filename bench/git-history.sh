@@ -15,7 +15,7 @@ ROOT=$PWD
 COMMITS=${1:-10000}
 TOUCH=${2:-200}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
-cargo build --quiet --release -p catrust --bin catrust -p catrust-tests --example gen-history
+cargo build --quiet --release -p catrust --bin catrust -p catrust-tests --example gen-history --example walk-probe
 CATRUST=$ROOT/target/release/catrust
 
 WORK=$(mktemp -d)
@@ -36,6 +36,8 @@ sed -i '/- name: old$/,+1d' trust.yaml
 git add trust.yaml
 
 echo "commits: $(git rev-list --count HEAD); touching trust.yaml: $(git log --oneline --follow -- trust.yaml | wc -l)"
+echo "--- libgit2's floor for this walk (commit parsing, root trees)"
+"$ROOT/target/release/examples/walk-probe" .
 echo "--- catrust plan"
 "$CATRUST" plan || true
 echo "--- catrust lint --staged"

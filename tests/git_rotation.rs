@@ -627,6 +627,15 @@ fn provenance_is_in_the_lock_and_object_metadata_and_check_survives_commits() {
         &catrust(g.path(), &["build", "--check", "--out", "rendered"], None),
         0,
     );
+    // CI checks the exact commit the same way.
+    code(
+        &catrust(
+            g.path(),
+            &["build", "--rev", "HEAD", "--check", "--out", "rendered"],
+            None,
+        ),
+        0,
+    );
     // ...and fails (CT403) once trust.yaml changes without a new render.
     g.write(
         "trust.yaml",

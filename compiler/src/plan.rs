@@ -619,3 +619,103 @@ pub fn json(plan: &Plan) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    const A: &str = include_str!("../../examples/basic/certs/corp-root-2024.pem");
+    const B: &str = include_str!("../../examples/basic/certs/proxy-ca.pem");
+
+    fn state(authorities: &str, targets: &str) -> Loaded {
+        let mut src = MemSource::default();
+        src.files.insert("a.pem".into(), A.as_bytes().to_vec());
+        src.files.insert("b.pem".into(), B.as_bytes().to_vec());
+        let y = format!("apiVersion: catrust.dev/v1alpha1\nkind: TrustConfig\nmetadata:\n  name: corp\nspec:\n  authorities:\n{authorities}  targets:\n{targets}");
+        src.files.insert("trust.yaml".into(), y.into_bytes());
+        let l = crate::load::load(&src, "trust.yaml").unwrap();
+        assert!(l.config.is_some(), "{:?}", l.diagnostics);
+        l
+    }
+
+    fn r(label: &str) -> StateRef {
+        StateRef {
+            label: label.into(),
+            commit: None,
+        }
+    }
+
+    const AKS: &str = "    aks:\n      resourceGroup: rg\n      cluster: c\n      nodePools:\n        - name: np1\n          customCATrust: false\n";
+    const AKS_ON: &str = "    aks:\n      resourceGroup: rg\n      cluster: c\n      nodePools:\n        - name: np1\n          customCATrust: true\n";
+    const AGENT: &str = "    agent:\n      image: registry.example/catrust-agent:0.1.0\n";
+
+    #[test]
+    fn renames_are_not_removals_and_pool_flips_are_planned() {
+        let from = state("    - name: a\n      file: a.pem\n", AKS);
+        let to = state("    - name: a-renamed\n      file: a.pem\n", AKS_ON);
+        let p = diff(
+            (&r("HEAD"), &from),
+            (&r("working tree"), &to),
+            Vec::new(),
+            0,
+        );
+        assert!(p.added.is_empty());
+        assert_eq!(p.renamed.len(), 1);
+        assert!(
+            p.effects
+                .iter()
+                .any(|e| e.output == "aks-node-pool"
+                    && e.effect.contains("--enable-custom-ca-trust")),
+            "{:?}",
+            p.effects
+        );
+        // A rename changes Secret keys, not the certificate list.
+        assert!(p.effects.iter().any(|e| e.output == "aks-secret"));
+        assert!(!p.effects.iter().any(|e| e.output == "aks-certificates"));
+        assert!(human(&p).contains("a -> a-renamed"));
+    }
+
+    #[test]
+    fn agent_bundle_changes_roll_the_daemonset_and_json_has_the_shape() {
+        let from = state("    - name: a\n      file: a.pem\n", AGENT);
+        let to = state("    - name: a\n      file: a.pem\n      registries: [registry.corp.example:5000]\n    - name: b\n      file: b.pem\n", AGENT);
+        let p = diff((&r("HEAD"), &from), (&r("index"), &to), Vec::new(), 0);
+        assert_eq!(p.added.len(), 1);
+        assert_eq!(p.authorities_changed[0].field, "authorities.a.registries");
+        assert!(
+            p.effects.iter().any(|e| e
+                .effect
+                .contains("DaemonSet rolls node by node (maxUnavailable 10%)")),
+            "{:?}",
+            p.effects
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&p)).unwrap();
+        for key in [
+            "from",
+            "to",
+            "added",
+            "removed",
+            "renamed",
+            "repinned",
+            "distrusted",
+            "undistrusted",
+            "authoritiesChanged",
+            "targetsChanged",
+            "effects",
+            "minOverlap",
+            "checkTime",
+            "breaksCt401",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn no_change_says_so() {
+        let s = state("    - name: a\n      file: a.pem\n", AKS);
+        let p = diff((&r("HEAD"), &s), (&r("working tree"), &s), Vec::new(), 0);
+        assert!(p.effects.is_empty());
+        assert!(human(&p).contains("No changes."));
+    }
+}
