@@ -447,6 +447,21 @@ fn a_renamed_trust_yaml_folder_keeps_its_history() {
         &catrust(g.path(), &["lint", f[0], f[1]], Some(t1 + 72 * HOUR)),
         0,
     );
+    // `--rev` names trust.yaml where it was at that revision, even if it is gone now.
+    code(
+        &catrust(
+            g.path(),
+            &["lint", "--rev", "HEAD~1", "-f", "clusters/prod/trust.yaml"],
+            None,
+        ),
+        0,
+    );
+    let o = catrust(
+        g.path(),
+        &["lint", "--rev", "HEAD~1", "-f", "nowhere/trust.yaml"],
+        None,
+    );
+    code(&o, 2);
     // Also when the move itself is not committed yet.
     g.checkout_files(g.head().unwrap());
     g.rename("env/prod", "prod");

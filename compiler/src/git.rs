@@ -850,3 +850,76 @@ pub fn provenance(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository whose only commit holds `files` (path, mode, content).
+    fn repo_with(files: &[(&str, i32, &str)]) -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Repository::init(dir.path()).unwrap();
+        let mut index = r.index().unwrap();
+        for (path, mode, content) in files {
+            let id = r.blob(content.as_bytes()).unwrap();
+            let mut entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: *mode as u32,
+                uid: 0,
+                gid: 0,
+                file_size: content.len() as u32,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            entry.flags = (path.len() as u16) & 0xfff;
+            index.add(&entry).unwrap();
+        }
+        index.write().unwrap();
+        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new("t", "t@t", &git2::Time::new(0, 0)).unwrap();
+        r.commit(Some("HEAD"), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        drop(tree);
+        let repo = Repo::discover(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn tree_and_index_follow_in_repo_symlinks_and_refuse_escapes() {
+        let (_dir, repo) = repo_with(&[
+            ("certs/real.pem", 0o100644, "PEM"),
+            ("certs/link.pem", LINK_MODE, "real.pem"),
+            ("shared", LINK_MODE, "certs"),
+            ("certs/escape.pem", LINK_MODE, "../../etc/passwd"),
+            ("certs/abs.pem", LINK_MODE, "/etc/passwd"),
+            ("loop", LINK_MODE, "loop"),
+        ]);
+        let head = repo.head().unwrap();
+        let tree = GitTreeSource::new(&repo, &head, Path::new(""));
+        let index = GitIndexSource::new(&repo, Path::new("")).unwrap();
+        for source in [&tree as &dyn Source, &index] {
+            assert_eq!(source.read("certs/real.pem").unwrap(), b"PEM");
+            assert_eq!(source.read("certs/link.pem").unwrap(), b"PEM");
+            assert_eq!(source.read("shared/link.pem").unwrap(), b"PEM");
+            assert!(matches!(
+                source.read("certs/escape.pem"),
+                Err(SourceError::Escapes(_))
+            ));
+            assert!(matches!(
+                source.read("certs/abs.pem"),
+                Err(SourceError::Escapes(_))
+            ));
+            assert!(matches!(
+                source.read("certs/none.pem"),
+                Err(SourceError::NotFound(_))
+            ));
+            assert!(matches!(source.read("loop"), Err(SourceError::Io { .. })));
+        }
+        assert!(matches!(tree.read("certs"), Err(SourceError::Io { .. })));
+    }
+}
