@@ -82,9 +82,15 @@ fn generate_prints_only_valid_kubernetes_objects_and_nothing_on_stderr() {
     std::fs::write(&file, &stream).unwrap();
     k8s::validate_strict(&[&file]);
 
-    // The same objects as `catrust build --stdout` on the same folder.
+    // The same objects as `catrust build --stdout` on the same folder, plus the
+    // revision Argo CD rendered, in object metadata (never in a pod template).
     let cli = catrust_tests::catrust(&repo.path().join("clusters/prod"), &["build", "--stdout"]);
-    assert_eq!(String::from_utf8(cli.stdout).unwrap(), stream);
+    let annotation = "    catrust.dev/source-commit: 0123456789abcdef0123456789abcdef01234567\n";
+    assert_eq!(stream.matches(annotation).count(), 5, "{stream}");
+    assert_eq!(
+        String::from_utf8(cli.stdout).unwrap(),
+        stream.replace(annotation, "")
+    );
 }
 
 #[test]

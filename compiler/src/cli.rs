@@ -13,6 +13,8 @@ use catrust::templates::Templates;
 use catrust::{inspect, output, report};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod git;
+
 const EXIT_OK: i32 = 0;
 const EXIT_INPUT: i32 = 1;
 const EXIT_USAGE: i32 = 2;
@@ -73,6 +75,9 @@ enum Command {
         /// Refuse to build on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Read trust.yaml and the certificates from this git revision (no checkout).
+        #[arg(long)]
+        rev: Option<String>,
     },
     /// Report every finding in trust.yaml and the certificates it names.
     Lint {
@@ -83,6 +88,28 @@ enum Command {
         /// Exit 1 on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Lint what the git index holds (what the next commit will contain).
+        #[arg(long, conflicts_with = "rev")]
+        staged: bool,
+        /// Lint trust.yaml and the certificates of this git revision (no checkout).
+        #[arg(long)]
+        rev: Option<String>,
+    },
+    /// The rotation plan between two states (default: HEAD to the working tree).
+    Plan {
+        #[arg(short = 'f', long = "file", default_value = "trust.yaml")]
+        file: PathBuf,
+        /// The state to start from (default: HEAD, or REV^ with --to REV).
+        #[arg(long)]
+        from: Option<String>,
+        /// The state to plan to (default: the working tree).
+        #[arg(long, conflicts_with = "staged")]
+        to: Option<String>,
+        /// Plan to what the git index holds.
+        #[arg(long)]
+        staged: bool,
+        #[arg(long, value_enum, default_value = "human")]
+        format: TableFormat,
     },
     /// One row per certificate: subject, issuer, validity, SHA-256, CA flag, key.
     Inspect {
@@ -131,6 +158,7 @@ pub fn main() -> i32 {
             check,
             templates,
             deny_warnings,
+            rev,
         } => build(
             &file,
             &out,
@@ -139,12 +167,36 @@ pub fn main() -> i32 {
             check,
             templates.as_deref(),
             deny_warnings,
+            git::Input::from_flags(false, rev),
         ),
         Command::Lint {
             file,
             format,
             deny_warnings,
-        } => lint(&file, format, deny_warnings),
+            staged,
+            rev,
+        } => lint(
+            &file,
+            format,
+            deny_warnings,
+            git::Input::from_flags(staged, rev),
+        ),
+        Command::Plan {
+            file,
+            from,
+            to,
+            staged,
+            format,
+        } => git::plan(
+            &file,
+            from,
+            git::Input::from_flags(staged, to),
+            match format {
+                TableFormat::Human => git::PlanFormat::Human,
+                TableFormat::Json => git::PlanFormat::Json,
+            },
+            now(),
+        ),
         Command::Inspect { files, format } => inspect_files(&files, format),
         Command::Explain { code, list } => explain(code.as_deref(), list),
         Command::Init { from, file, force } => init(&from, &file, force),
@@ -211,9 +263,10 @@ fn build(
     check: bool,
     templates: Option<&Path>,
     deny_warnings: bool,
+    input: git::Input,
 ) -> i32 {
-    let (source, config_path) = match working_tree(file) {
-        Ok(s) => s,
+    let opened = match git::open(file, input) {
+        Ok(o) => o,
         Err(e) => return usage_error(e),
     };
     let overrides = match templates.map(output::read_templates).transpose() {
@@ -229,14 +282,24 @@ fn build(
         Target::Aks => TargetSelection::Aks,
         Target::Agent => TargetSelection::Agent,
     };
-    let outcome = match compile::build(&Request {
-        source: &source,
-        config_path: &config_path,
-        selection,
-        templates: &templates,
-        now: now(),
-        deny_warnings,
-    }) {
+    let now = now();
+    let recording = catrust::git::Recording::new(&*opened.source);
+    // `--check` renders with the provenance the folder records: it compares content.
+    let recorded = check
+        .then(|| std::fs::read(out.join(catrust::render::LOCK_FILE)).ok())
+        .flatten()
+        .and_then(|lock| catrust::render::recorded_provenance(&lock));
+    let outcome = match compile::build_with(
+        &Request {
+            source: &recording,
+            config_path: &opened.config_path,
+            selection,
+            templates: &templates,
+            now,
+            deny_warnings,
+        },
+        &|loaded| git::build_context(&opened, &recording, loaded, now, recorded.clone()),
+    ) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
@@ -283,16 +346,25 @@ fn build(
     }
 }
 
-fn lint(file: &Path, format: LintFormat, deny_warnings: bool) -> i32 {
-    let (source, config_path) = match working_tree(file) {
-        Ok(s) => s,
+fn lint(file: &Path, format: LintFormat, deny_warnings: bool, input: git::Input) -> i32 {
+    let opened = match git::open(file, input) {
+        Ok(o) => o,
         Err(e) => return usage_error(e),
     };
-    let loaded = match catrust::load::load(&source, &config_path) {
+    let loaded = match git::load(&opened, &*opened.source) {
         Ok(l) => l,
-        Err(e) => return usage_error(format!("cannot read trust.yaml: {e}")),
+        Err(e) => return usage_error(e),
     };
-    let diagnostics = catrust::lint::lint(&loaded, now());
+    let now = now();
+    let mut diagnostics = catrust::lint::lint(&loaded, now);
+    match git::rotation_findings(&opened, &loaded, now) {
+        Ok(found) if !found.is_empty() => {
+            diagnostics.extend(found);
+            catrust::diag::sort(&mut diagnostics);
+        }
+        Ok(_) => {}
+        Err(e) => return usage_error(e),
+    }
     match format {
         LintFormat::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

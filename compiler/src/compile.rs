@@ -42,6 +42,17 @@ pub enum Error {
     Config(#[from] SourceError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error("git: {0}")]
+    Git(String),
+}
+
+/// What a build learns beyond the files: findings that need more than the loaded state
+/// (CT401 from git history) and the source commit. See [`build_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub diagnostics: Vec<Diagnostic>,
+    pub commit: Option<String>,
+    pub dirty: bool,
 }
 
 /// Does this set of findings block a build?
@@ -55,8 +66,22 @@ pub fn blocks(diagnostics: &[Diagnostic], deny_warnings: bool) -> bool {
 
 /// Lints, and renders when nothing blocks.
 pub fn build(request: &Request) -> Result<Outcome, Error> {
+    build_with(request, &|_| Ok(Context::default()))
+}
+
+/// [`build`], with `context` called on the loaded state (after every file was read)
+/// to add findings (CT401) and the provenance; an `Err` is an invocation error.
+pub fn build_with(
+    request: &Request,
+    context: &dyn Fn(&Loaded) -> Result<Context, String>,
+) -> Result<Outcome, Error> {
     let loaded = load::load(request.source, request.config_path)?;
-    let diagnostics = lint::lint(&loaded, request.now);
+    let extra = context(&loaded).map_err(Error::Git)?;
+    let mut diagnostics = lint::lint(&loaded, request.now);
+    if !extra.diagnostics.is_empty() {
+        diagnostics.extend(extra.diagnostics);
+        crate::diag::sort(&mut diagnostics);
+    }
     let rendered = match (&loaded.config, blocks(&diagnostics, request.deny_warnings)) {
         (Some(config), false) => Some(render::render(
             config,
@@ -65,6 +90,8 @@ pub fn build(request: &Request) -> Result<Outcome, Error> {
             request.selection,
             &Provenance {
                 config_path: request.config_path.to_string(),
+                commit: extra.commit,
+                dirty: extra.dirty,
             },
         )?),
         _ => None,

@@ -190,15 +190,15 @@ rules! {
         fix: "Drop `pools` from the authority, or render it with the agent target only.",
         example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.aks";
     Ct401 = "CT401", Error, "a CA removed before its successor was in history for `minOverlap`",
-        why: "Nodes must trust the successor everywhere before the old CA goes; otherwise servers still on the old chain fail with \"certificate signed by unknown authority\" mid-rotation.",
-        fix: "Wait until the date shown, or, in an emergency, move the CA to `distrust` (no overlap applies).",
+        why: "Nodes must trust the successor everywhere before the old CA goes; otherwise servers still on the old chain fail with \"certificate signed by unknown authority\" mid-rotation. The checked state (working tree, index, or `--rev R`) is compared with its parent (`HEAD`, or `R^`), at the current time for an uncommitted state and at the commit's time for a commit. A removed CA's successors are the authorities whose `replaces` names it or, when none does, every authority first committed after it; each must have been on the first-parent history for `rotation.minOverlap` (dated by the committer time of the first commit of its current run; certificates are matched by SHA-256, so renamed files, authorities and folders keep their dates). A shallow clone that cuts history while a successor is still present cannot decide: that is this error too, never a silent pass. Outside a git repository the rule is skipped.",
+        fix: "Wait until the date shown (`catrust plan` prints it), or, in an emergency, move the CA's fingerprint to `distrust` (no overlap applies). In CI, fetch the whole history (`git fetch --unshallow`, or `fetch-depth: 0` for actions/checkout).",
         example: "# commit 1 adds corp-2026 (replaces: corp-2024); commit 2, an hour later, removes corp-2024";
     Ct402 = "CT402", Error, "a fingerprint both trusted and distrusted",
         why: "A certificate cannot be both installed and removed; the intent is unclear.",
         fix: "Remove it from `authorities` (to distrust it) or from `distrust` (to trust it).",
         example: "distrust:\n  - sha256: \"<the fingerprint of an authority>\"";
     Ct403 = "CT403", Error, "`build --check`: the rendered folder is stale",
-        why: "A committed render that differs from trust.yaml deploys something other than what was reviewed.",
+        why: "A committed render that differs from trust.yaml deploys something other than what was reviewed. `--check` renders with the source commit and dirty flag the folder's `catrust.lock.json` records, so it compares content: a render committed earlier is not stale merely because newer commits exist.",
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
 }

@@ -68,17 +68,30 @@ fn generate() -> i32 {
         }
     };
     let templates = Templates::default();
-    let outcome = match compile::build(&Request {
-        source: &source,
-        config_path: &config_path,
-        selection: settings.target,
-        templates: &templates,
-        now: std::env::var("CATRUST_NOW")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(now),
-        deny_warnings: settings.deny_warnings,
-    }) {
+    // The cmp-server's copy has no `.git`; Argo CD names the commit it rendered.
+    let revision = std::env::var("ARGOCD_APP_REVISION")
+        .ok()
+        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    let context = move |_: &catrust::load::Loaded| {
+        Ok(compile::Context {
+            commit: revision.clone(),
+            ..Default::default()
+        })
+    };
+    let outcome = match compile::build_with(
+        &Request {
+            source: &source,
+            config_path: &config_path,
+            selection: settings.target,
+            templates: &templates,
+            now: std::env::var("CATRUST_NOW")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(now),
+            deny_warnings: settings.deny_warnings,
+        },
+        &context,
+    ) {
         Ok(o) => o,
         Err(e) => {
             eprintln!(

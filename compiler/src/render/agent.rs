@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
-use super::Rendered;
+use super::{Provenance, Rendered};
 use crate::config::{AgentTarget, HostExec, TrustConfig};
 use crate::load::Certificate;
 
@@ -114,9 +114,13 @@ pub(super) fn render(
     config: &TrustConfig,
     agent: &AgentTarget,
     certificates: &[Certificate],
+    provenance: &Provenance,
     out: &mut Rendered,
     resources: &mut Vec<String>,
 ) {
+    // Object metadata only: pod templates never carry provenance (a commit that does not
+    // change the trust must not roll the nodes).
+    let provenance = provenance.annotations();
     let name = &config.name.value;
     let namespace = &agent.namespace.value;
     let service_account = object_name(&format!("catrust-agent-{name}"), "");
@@ -127,7 +131,7 @@ pub(super) fn render(
             "name": service_account,
             "namespace": namespace,
             "labels": k8s::labels(name, "node-agent"),
-            "annotations": { "argocd.argoproj.io/sync-wave": "-1" },
+            "annotations": with_annotations(&[("argocd.argoproj.io/sync-wave", "-1")], &provenance),
         },
         // The agent never calls the API server: it reads its bundle from a volume.
         "automountServiceAccountToken": false,
@@ -157,6 +161,7 @@ pub(super) fn render(
         // stops mounting it: a rolling node never finds its bundle gone.
         annotations.insert("argocd.argoproj.io/sync-wave", "-1");
         annotations.insert("argocd.argoproj.io/sync-options", "PruneLast=true");
+        annotations.0.extend(provenance.0.iter().cloned());
         let secret = Secret {
             api_version: "v1",
             kind: "Secret",
@@ -190,6 +195,7 @@ pub(super) fn render(
             &secret_name,
             &manifest.bundle_sha256,
             &group.selector,
+            &provenance,
         );
         let ds_file = if suffix.is_empty() {
             "agent/daemonset.yaml".to_string()
@@ -268,6 +274,7 @@ fn daemonset(
     secret_name: &str,
     bundle_sha256: &str,
     selector: &PoolSelector,
+    provenance: &super::k8s::OrderedMap,
 ) -> Value {
     let instance = name.strip_prefix("catrust-agent-").unwrap_or(name);
     let selector_labels = json!({
@@ -380,7 +387,7 @@ fn daemonset(
             "name": name,
             "namespace": agent.namespace.value,
             "labels": k8s::labels(&config.name.value, "node-agent"),
-            "annotations": { "argocd.argoproj.io/sync-wave": "0" },
+            "annotations": with_annotations(&[("argocd.argoproj.io/sync-wave", "0")], provenance),
         },
         "spec": {
             "selector": { "matchLabels": selector_labels },
@@ -406,4 +413,16 @@ fn max_unavailable(agent: &AgentTarget) -> Value {
         crate::config::IntOrPercent::Int(n) => json!(n),
         crate::config::IntOrPercent::Percent(p) => json!(format!("{p}%")),
     }
+}
+
+/// `fixed` annotations followed by the provenance ones, as a JSON object.
+fn with_annotations(fixed: &[(&str, &str)], provenance: &super::k8s::OrderedMap) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in fixed {
+        map.insert((*k).to_string(), json!(v));
+    }
+    for (k, v) in &provenance.0 {
+        map.insert(k.clone(), json!(v));
+    }
+    Value::Object(map)
 }

@@ -78,7 +78,7 @@ pub(super) fn render(
                 name: SECRET_NAME.into(),
                 namespace: Some(SECRET_NAMESPACE.into()),
                 labels: k8s::labels(&config.name.value, "aks-custom-ca-trust"),
-                annotations: OrderedMap::default(),
+                annotations: provenance.annotations(),
             },
             immutable: None,
             type_: "Opaque",

@@ -27,6 +27,31 @@ pub enum TargetSelection {
 pub struct Provenance {
     /// Repository path of trust.yaml.
     pub config_path: String,
+    /// The git commit the configuration was read from (`HEAD`, or `--rev`), when in a
+    /// repository. Part of the input: a different commit gives different bytes.
+    pub commit: Option<String>,
+    /// The files read differ from `commit` (an uncommitted working tree or index).
+    pub dirty: bool,
+}
+
+/// The annotation naming the source commit, in top-level object metadata only (never
+/// in a pod template: a new commit must not roll nodes).
+pub const SOURCE_COMMIT_ANNOTATION: &str = "catrust.dev/source-commit";
+/// Present (`"true"`) when the build read uncommitted files.
+pub const SOURCE_DIRTY_ANNOTATION: &str = "catrust.dev/source-dirty";
+
+impl Provenance {
+    /// The provenance annotations of every top-level object's `metadata.annotations`.
+    pub fn annotations(&self) -> k8s::OrderedMap {
+        let mut a = k8s::OrderedMap::default();
+        if let Some(commit) = &self.commit {
+            a.insert(SOURCE_COMMIT_ANNOTATION, commit.clone());
+            if self.dirty {
+                a.insert(SOURCE_DIRTY_ANNOTATION, "true");
+            }
+        }
+        a
+    }
 }
 
 /// Everything one build writes.
@@ -91,6 +116,10 @@ struct Lock<'a> {
 #[serde(rename_all = "camelCase")]
 struct LockSource<'a> {
     file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dirty: Option<bool>,
 }
 
 /// Renders every selected target. The configuration must have passed the lint
@@ -131,7 +160,14 @@ pub fn render(
             .agent
             .as_ref()
             .ok_or(RenderError::TargetNotDeclared("agent"))?;
-        agent::render(config, agent, certificates, &mut out, &mut resources);
+        agent::render(
+            config,
+            agent,
+            certificates,
+            provenance,
+            &mut out,
+            &mut resources,
+        );
     }
     let kustomization = k8s::Kustomization {
         api_version: "kustomize.config.k8s.io/v1beta1",
@@ -147,6 +183,8 @@ pub fn render(
         config: &config.name.value,
         source: LockSource {
             file: &provenance.config_path,
+            commit: provenance.commit.as_deref(),
+            dirty: provenance.commit.as_ref().map(|_| provenance.dirty),
         },
         authorities: certificates
             .iter()
@@ -169,6 +207,23 @@ pub fn render(
     json.push('\n');
     out.files.insert(LOCK_FILE.into(), json.into_bytes());
     Ok(out)
+}
+
+/// The source commit and dirty flag a lock file records (`(None, false)` when it
+/// records none), so that `build --check` can render with the provenance of the
+/// folder it compares against; `None` when the bytes are not a lock file.
+pub fn recorded_provenance(lock: &[u8]) -> Option<(Option<String>, bool)> {
+    let value: serde_json::Value = serde_json::from_slice(lock).ok()?;
+    let source = value.get("source")?;
+    let commit = source
+        .get("commit")
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
+    let dirty = source
+        .get("dirty")
+        .and_then(|d| d.as_bool())
+        .unwrap_or(false);
+    Some((commit, dirty))
 }
 
 /// Name of the lock file inside the output folder; its presence marks a folder as a

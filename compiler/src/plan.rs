@@ -1,0 +1,721 @@
+//! `catrust plan`: the semantic difference between two trust states and what each
+//! output will do about it. Pure: two loaded states and the CT401 removals in, a
+//! [`Plan`] out; git access happens at the edge ([`crate::git`]).
+//!
+//! Certificates are matched by SHA-256: the same certificate under a new name is a
+//! rename, a new certificate under an old name is a re-pin (the old one is removed).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::TrustConfig;
+use crate::history::{format_utc, Removal, Verdict};
+use crate::load::Loaded;
+
+/// One side of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateRef {
+    /// `HEAD`, a revision, `index` or `working tree`.
+    pub label: String,
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cert {
+    pub name: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Renamed {
+    pub from: String,
+    pub to: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repinned {
+    pub name: String,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+}
+
+/// A setting that changed: `field` names it as trust.yaml does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Distrusted {
+    pub sha256: String,
+    pub reason: Option<String>,
+}
+
+/// What one output does about the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Effect {
+    /// `aks-certificates`, `aks-secret`, `aks-node-pool`, `agent-bundle`, `agent-daemonset`.
+    pub output: String,
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub from: StateRef,
+    pub to: StateRef,
+    pub added: Vec<Cert>,
+    pub removed: Vec<Removal>,
+    pub renamed: Vec<Renamed>,
+    pub repinned: Vec<Repinned>,
+    pub distrusted: Vec<Distrusted>,
+    pub undistrusted: Vec<Distrusted>,
+    /// Per-authority settings (registries, pools, replaces), as `authorities.<name>.<field>`.
+    pub authorities_changed: Vec<Change>,
+    /// Target settings, as `targets.aks.<field>` / `targets.agent.<field>`.
+    pub targets_changed: Vec<Change>,
+    pub effects: Vec<Effect>,
+    /// Seconds.
+    pub min_overlap: u64,
+    /// Unix seconds: the moment CT401 was judged at.
+    pub check_time: i64,
+    /// Whether the plan breaks CT401 (exit 1).
+    pub breaks_ct401: bool,
+}
+
+fn certs(l: &Loaded) -> Vec<Cert> {
+    l.certificates
+        .iter()
+        .map(|c| Cert {
+            name: c.name.clone(),
+            sha256: c.info.sha256.clone(),
+        })
+        .collect()
+}
+
+fn list<T: AsRef<str>>(v: &[T]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn push(out: &mut Vec<Change>, field: String, from: String, to: String) {
+    if from != to {
+        out.push(Change { field, from, to });
+    }
+}
+
+fn distrust(c: Option<&TrustConfig>) -> BTreeMap<String, Option<String>> {
+    c.iter()
+        .flat_map(|c| &c.distrust)
+        .filter_map(|d| {
+            Some((
+                catrust_bundle::normalize_fingerprint(&d.sha256.value)?,
+                d.reason.as_ref().map(|r| r.value.clone()),
+            ))
+        })
+        .collect()
+}
+
+fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<Change>) {
+    let aks = |c: Option<&TrustConfig>| c.and_then(|c| c.targets.aks.clone());
+    let (fa, ta) = (aks(from), aks(to));
+    let declared = |b: bool| if b { "declared" } else { "absent" }.to_string();
+    push(
+        out,
+        "targets.aks".into(),
+        declared(fa.is_some()),
+        declared(ta.is_some()),
+    );
+    if let (Some(f), Some(t)) = (&fa, &ta) {
+        push(
+            out,
+            "targets.aks.resourceGroup".into(),
+            f.resource_group.value.clone(),
+            t.resource_group.value.clone(),
+        );
+        push(
+            out,
+            "targets.aks.cluster".into(),
+            f.cluster.value.clone(),
+            t.cluster.value.clone(),
+        );
+        push(
+            out,
+            "targets.aks.certificatesFile".into(),
+            f.certificates_file.value.to_string(),
+            t.certificates_file.value.to_string(),
+        );
+        push(
+            out,
+            "targets.aks.secret".into(),
+            f.secret.value.to_string(),
+            t.secret.value.to_string(),
+        );
+    }
+    let pools = |a: &Option<crate::config::AksTarget>| -> BTreeMap<String, String> {
+        a.iter()
+            .flat_map(|a| &a.node_pools)
+            .map(|p| {
+                (
+                    p.name.value.clone(),
+                    p.custom_ca_trust
+                        .as_ref()
+                        .map_or("unset".to_string(), |f| f.value.to_string()),
+                )
+            })
+            .collect()
+    };
+    let (fp, tp) = (pools(&fa), pools(&ta));
+    for name in fp.keys().chain(tp.keys()).collect::<BTreeSet<_>>() {
+        push(
+            out,
+            format!("targets.aks.nodePools.{name}.customCATrust"),
+            fp.get(name).cloned().unwrap_or_else(|| "(no pool)".into()),
+            tp.get(name).cloned().unwrap_or_else(|| "(no pool)".into()),
+        );
+    }
+    let agent = |c: Option<&TrustConfig>| c.and_then(|c| c.targets.agent.clone());
+    let (fg, tg) = (agent(from), agent(to));
+    push(
+        out,
+        "targets.agent".into(),
+        declared(fg.is_some()),
+        declared(tg.is_some()),
+    );
+    if let (Some(f), Some(t)) = (&fg, &tg) {
+        push(
+            out,
+            "targets.agent.namespace".into(),
+            f.namespace.value.clone(),
+            t.namespace.value.clone(),
+        );
+        push(
+            out,
+            "targets.agent.image".into(),
+            f.image.value.clone(),
+            t.image.value.clone(),
+        );
+        push(
+            out,
+            "targets.agent.containerd".into(),
+            f.containerd.value.as_str().into(),
+            t.containerd.value.as_str().into(),
+        );
+        push(
+            out,
+            "targets.agent.maxUnavailable".into(),
+            f.max_unavailable.value.to_string(),
+            t.max_unavailable.value.to_string(),
+        );
+        push(
+            out,
+            "targets.agent.poolLabel".into(),
+            f.pool_label.value.clone(),
+            t.pool_label.value.clone(),
+        );
+        let sel = |a: &crate::config::AgentTarget| {
+            a.node_selector
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.value, v.value))
+                .collect::<Vec<_>>()
+        };
+        push(
+            out,
+            "targets.agent.nodeSelector".into(),
+            list(&sel(f)),
+            list(&sel(t)),
+        );
+    }
+}
+
+/// The difference between `from` and `to`, with the CT401 verdicts of `removed`
+/// (from [`crate::history::removals`]) and the moment they were judged at.
+pub fn diff(
+    from: (&StateRef, &Loaded),
+    to: (&StateRef, &Loaded),
+    removed: Vec<Removal>,
+    check_time: i64,
+) -> Plan {
+    let (from_ref, f) = from;
+    let (to_ref, t) = to;
+    let (fc, tc) = (f.config.as_ref(), t.config.as_ref());
+    let before: BTreeMap<String, String> =
+        certs(f).into_iter().map(|c| (c.sha256, c.name)).collect();
+    let after: BTreeMap<String, String> =
+        certs(t).into_iter().map(|c| (c.sha256, c.name)).collect();
+    let added = certs(t)
+        .into_iter()
+        .filter(|c| !before.contains_key(&c.sha256))
+        .collect();
+    let renamed = certs(t)
+        .into_iter()
+        .filter_map(|c| {
+            let old = before.get(&c.sha256)?;
+            (old != &c.name).then(|| Renamed {
+                from: old.clone(),
+                to: c.name,
+                sha256: c.sha256,
+            })
+        })
+        .collect();
+    // Authorities by name, with their fingerprints.
+    let by_name = |l: &Loaded| -> BTreeMap<String, Vec<String>> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Some(c) = &l.config {
+            for cert in &l.certificates {
+                m.entry(c.authorities[cert.authority].name.value.clone())
+                    .or_default()
+                    .push(cert.info.sha256.clone());
+            }
+        }
+        m
+    };
+    let (fnames, tnames) = (by_name(f), by_name(t));
+    let repinned = tnames
+        .iter()
+        .filter_map(|(name, fps)| {
+            let old = fnames.get(name)?;
+            (old != fps).then(|| Repinned {
+                name: name.clone(),
+                from: old.clone(),
+                to: fps.clone(),
+            })
+        })
+        .collect();
+    let mut authorities_changed = Vec::new();
+    if let (Some(fc), Some(tc)) = (fc, tc) {
+        for a in &tc.authorities {
+            let Some(old) = fc.authorities.iter().find(|o| o.name.value == a.name.value) else {
+                continue;
+            };
+            let vals = |v: &[crate::span::Spanned<String>]| {
+                list(&v.iter().map(|s| s.value.clone()).collect::<Vec<_>>())
+            };
+            let n = &a.name.value;
+            push(
+                &mut authorities_changed,
+                format!("authorities.{n}.registries"),
+                vals(&old.registries),
+                vals(&a.registries),
+            );
+            push(
+                &mut authorities_changed,
+                format!("authorities.{n}.pools"),
+                vals(&old.pools),
+                vals(&a.pools),
+            );
+            let rep = |r: &Option<crate::span::Spanned<String>>| {
+                r.as_ref().map_or("(none)".to_string(), |r| r.value.clone())
+            };
+            push(
+                &mut authorities_changed,
+                format!("authorities.{n}.replaces"),
+                rep(&old.replaces),
+                rep(&a.replaces),
+            );
+        }
+    }
+    let (fd, td) = (distrust(fc), distrust(tc));
+    let distrusted = td
+        .iter()
+        .filter(|(k, _)| !fd.contains_key(*k))
+        .map(|(k, r)| Distrusted {
+            sha256: k.clone(),
+            reason: r.clone(),
+        })
+        .collect();
+    let undistrusted = fd
+        .iter()
+        .filter(|(k, _)| !td.contains_key(*k))
+        .map(|(k, r)| Distrusted {
+            sha256: k.clone(),
+            reason: r.clone(),
+        })
+        .collect();
+    let mut targets_changed = Vec::new();
+    targets(fc, tc, &mut targets_changed);
+    let effects = effects(f, t, &targets_changed, before != after);
+    let breaks_ct401 = removed.iter().any(|r| r.verdict.blocks());
+    Plan {
+        from: from_ref.clone(),
+        to: to_ref.clone(),
+        added,
+        removed,
+        renamed,
+        repinned,
+        distrusted,
+        undistrusted,
+        authorities_changed,
+        targets_changed,
+        effects,
+        min_overlap: tc.map_or(0, |c| c.min_overlap.value),
+        check_time,
+        breaks_ct401,
+    }
+}
+
+fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: bool) -> Vec<Effect> {
+    let mut out = Vec::new();
+    let mut add = |output: &str, effect: String| {
+        out.push(Effect {
+            output: output.into(),
+            effect,
+        })
+    };
+    let pems = |l: &Loaded| {
+        l.certificates
+            .iter()
+            .map(|c| c.pem.clone())
+            .collect::<Vec<_>>()
+    };
+    let keyed = |l: &Loaded| {
+        l.certificates
+            .iter()
+            .map(|c| (c.name.clone(), c.pem.clone()))
+            .collect::<Vec<_>>()
+    };
+    let aks = |l: &Loaded| l.config.as_ref().and_then(|c| c.targets.aks.clone());
+    let (fa, ta) = (aks(f), aks(t));
+    if let Some(ta) = &ta {
+        let file_before = fa.as_ref().is_some_and(|a| a.certificates_file.value);
+        if ta.certificates_file.value && (!file_before || pems(f) != pems(t)) {
+            add("aks-certificates", "AKS certificate list changes: AKS re-images every node (surge, drain, delete) at the next `az aks update --custom-ca-trust-certificates` or ARM deployment".into());
+        }
+        let secret_before = fa.as_ref().is_some_and(|a| a.secret.value);
+        if ta.secret.value && (!secret_before || keyed(f) != keyed(t)) {
+            add("aks-secret", "custom-ca-trust-secret changes: nodes update in place within minutes (no re-image)".into());
+        }
+        if !ta.secret.value && secret_before {
+            add("aks-secret", "custom-ca-trust-secret is no longer rendered: pruning it removes these CAs from nodes".into());
+        }
+    } else if fa.is_some() {
+        add(
+            "aks",
+            "the aks target is removed: its outputs are no longer rendered".into(),
+        );
+    }
+    for c in targets_changed {
+        if let Some(pool) = c
+            .field
+            .strip_prefix("targets.aks.nodePools.")
+            .and_then(|p| p.strip_suffix(".customCATrust"))
+        {
+            let what = match c.to.as_str() {
+                "true" => "`az aks nodepool update --enable-custom-ca-trust`".to_string(),
+                "false" => "`az aks nodepool update --disable-custom-ca-trust`".to_string(),
+                "(no pool)" => "no longer managed".to_string(),
+                _ => "no per-pool flag".to_string(),
+            };
+            add(
+                "aks-node-pool",
+                format!(
+                    "node pool `{pool}`: customCATrust {} -> {}: {what}",
+                    c.from, c.to
+                ),
+            );
+        }
+    }
+    let agent = |l: &Loaded| l.config.as_ref().and_then(|c| c.targets.agent.clone());
+    if let Some(ta) = agent(t) {
+        let bundle = |l: &Loaded| {
+            l.config
+                .as_ref()
+                .map(|c| crate::bundle::manifest(c, &l.certificates).bundle_sha256)
+        };
+        if agent(f).is_none() || bundle(f) != bundle(t) {
+            add(
+                "agent-bundle",
+                format!(
+                    "agent bundle changes: DaemonSet rolls node by node (maxUnavailable {})",
+                    ta.max_unavailable.value
+                ),
+            );
+        }
+        let settings: Vec<&str> = targets_changed
+            .iter()
+            .filter(|c| {
+                c.field.starts_with("targets.agent.") && !c.field.ends_with(".nodeSelector")
+            })
+            .map(|c| c.field.as_str())
+            .collect();
+        if !settings.is_empty() {
+            add("agent-daemonset", format!("agent DaemonSet changes ({}): DaemonSet rolls node by node (maxUnavailable {})", settings.join(", "), ta.max_unavailable.value));
+        }
+    } else if agent(f).is_some() {
+        add("agent", "the agent target is removed: pruning the DaemonSet leaves installed CAs on nodes until `catrust-agent uninstall`".into());
+    }
+    out
+}
+
+fn short(c: &str) -> &str {
+    &c[..c.len().min(12)]
+}
+
+fn side(s: &StateRef) -> String {
+    match &s.commit {
+        Some(c) => format!("{} ({})", s.label, &c[..c.len().min(10)]),
+        None => s.label.clone(),
+    }
+}
+
+/// The plan for people.
+pub fn human(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "catrust plan: {} -> {}",
+        side(&plan.from),
+        side(&plan.to)
+    );
+    let mut nothing = true;
+    let mut section = |s: &mut String, title: &str, lines: Vec<String>| {
+        if !lines.is_empty() {
+            nothing = false;
+            let _ = writeln!(s, "\n{title}:");
+            for l in lines {
+                let _ = writeln!(s, "  {l}");
+            }
+        }
+    };
+    section(
+        &mut s,
+        "Added",
+        plan.added
+            .iter()
+            .map(|c| format!("+ {}  sha256 {}", c.name, short(&c.sha256)))
+            .collect(),
+    );
+    section(
+        &mut s,
+        "Removed",
+        plan.removed
+            .iter()
+            .map(|r| {
+                let mark = if r.verdict.blocks() { "x" } else { "-" };
+                format!(
+                    "{mark} {}  sha256 {}\n      {}",
+                    r.name,
+                    short(&r.sha256),
+                    crate::history::explain(r, plan.min_overlap)
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut s,
+        "Renamed (same certificate)",
+        plan.renamed
+            .iter()
+            .map(|r| format!("~ {} -> {}", r.from, r.to))
+            .collect(),
+    );
+    section(
+        &mut s,
+        "Re-pinned (new certificate under the same name)",
+        plan.repinned
+            .iter()
+            .map(|r| {
+                format!(
+                    "~ {}: {} -> {}",
+                    r.name,
+                    list(&r.from.iter().map(|x| short(x)).collect::<Vec<_>>()),
+                    list(&r.to.iter().map(|x| short(x)).collect::<Vec<_>>())
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut s,
+        "Distrusted (removed from nodes at once)",
+        plan.distrusted
+            .iter()
+            .map(|d| {
+                format!(
+                    "! {}{}",
+                    short(&d.sha256),
+                    d.reason
+                        .as_deref()
+                        .map(|r| format!("  ({r})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut s,
+        "No longer distrusted",
+        plan.undistrusted
+            .iter()
+            .map(|d| format!("  {}", short(&d.sha256)))
+            .collect(),
+    );
+    section(
+        &mut s,
+        "Changed",
+        plan.authorities_changed
+            .iter()
+            .chain(&plan.targets_changed)
+            .map(|c| format!("~ {}: {} -> {}", c.field, c.from, c.to))
+            .collect(),
+    );
+    if nothing {
+        let _ = writeln!(s, "\nNo changes.");
+    }
+    if !plan.effects.is_empty() {
+        let _ = writeln!(s, "\nWhat happens:");
+        for e in &plan.effects {
+            let _ = writeln!(s, "  * {}", e.effect);
+        }
+    }
+    let blocked: Vec<&Removal> = plan.removed.iter().filter(|r| r.verdict.blocks()).collect();
+    if blocked.is_empty() {
+        if !plan.removed.is_empty() {
+            let _ = writeln!(s, "\nRotation (CT401): ok.");
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "\nRotation (CT401): this plan breaks the overlap rule (minOverlap {}).",
+            crate::config::format_duration(plan.min_overlap)
+        );
+        for r in blocked {
+            match &r.verdict {
+                Verdict::TooSoon { allowed_at } => {
+                    let _ = writeln!(
+                        s,
+                        "  `{}` can be removed from {}. Until then keep it; in an emergency move it to `distrust` (sha256 {}).",
+                        r.name,
+                        format_utc(*allowed_at),
+                        r.sha256
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "  `{}`: history is too short to decide; run `git fetch --unshallow` (CI: `fetch-depth: 0`) and plan again.", r.name);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The plan as JSON (the shape is documented in README.md, "Rotation").
+pub fn json(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).expect("plan serialises");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemSource;
+
+    const A: &str = include_str!("../../examples/basic/certs/corp-root-2024.pem");
+    const B: &str = include_str!("../../examples/basic/certs/proxy-ca.pem");
+
+    fn state(authorities: &str, targets: &str) -> Loaded {
+        let mut src = MemSource::default();
+        src.files.insert("a.pem".into(), A.as_bytes().to_vec());
+        src.files.insert("b.pem".into(), B.as_bytes().to_vec());
+        let y = format!("apiVersion: catrust.dev/v1alpha1\nkind: TrustConfig\nmetadata:\n  name: corp\nspec:\n  authorities:\n{authorities}  targets:\n{targets}");
+        src.files.insert("trust.yaml".into(), y.into_bytes());
+        let l = crate::load::load(&src, "trust.yaml").unwrap();
+        assert!(l.config.is_some(), "{:?}", l.diagnostics);
+        l
+    }
+
+    fn r(label: &str) -> StateRef {
+        StateRef {
+            label: label.into(),
+            commit: None,
+        }
+    }
+
+    const AKS: &str = "    aks:\n      resourceGroup: rg\n      cluster: c\n      nodePools:\n        - name: np1\n          customCATrust: false\n";
+    const AKS_ON: &str = "    aks:\n      resourceGroup: rg\n      cluster: c\n      nodePools:\n        - name: np1\n          customCATrust: true\n";
+    const AGENT: &str = "    agent:\n      image: registry.example/catrust-agent:0.1.0\n";
+
+    #[test]
+    fn renames_are_not_removals_and_pool_flips_are_planned() {
+        let from = state("    - name: a\n      file: a.pem\n", AKS);
+        let to = state("    - name: a-renamed\n      file: a.pem\n", AKS_ON);
+        let p = diff(
+            (&r("HEAD"), &from),
+            (&r("working tree"), &to),
+            Vec::new(),
+            0,
+        );
+        assert!(p.added.is_empty());
+        assert_eq!(p.renamed.len(), 1);
+        assert!(
+            p.effects
+                .iter()
+                .any(|e| e.output == "aks-node-pool"
+                    && e.effect.contains("--enable-custom-ca-trust")),
+            "{:?}",
+            p.effects
+        );
+        // A rename changes Secret keys, not the certificate list.
+        assert!(p.effects.iter().any(|e| e.output == "aks-secret"));
+        assert!(!p.effects.iter().any(|e| e.output == "aks-certificates"));
+        assert!(human(&p).contains("a -> a-renamed"));
+    }
+
+    #[test]
+    fn agent_bundle_changes_roll_the_daemonset_and_json_has_the_shape() {
+        let from = state("    - name: a\n      file: a.pem\n", AGENT);
+        let to = state("    - name: a\n      file: a.pem\n      registries: [registry.corp.example:5000]\n    - name: b\n      file: b.pem\n", AGENT);
+        let p = diff((&r("HEAD"), &from), (&r("index"), &to), Vec::new(), 0);
+        assert_eq!(p.added.len(), 1);
+        assert_eq!(p.authorities_changed[0].field, "authorities.a.registries");
+        assert!(
+            p.effects.iter().any(|e| e
+                .effect
+                .contains("DaemonSet rolls node by node (maxUnavailable 10%)")),
+            "{:?}",
+            p.effects
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&p)).unwrap();
+        for key in [
+            "from",
+            "to",
+            "added",
+            "removed",
+            "renamed",
+            "repinned",
+            "distrusted",
+            "undistrusted",
+            "authoritiesChanged",
+            "targetsChanged",
+            "effects",
+            "minOverlap",
+            "checkTime",
+            "breaksCt401",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn no_change_says_so() {
+        let s = state("    - name: a\n      file: a.pem\n", AKS);
+        let p = diff((&r("HEAD"), &s), (&r("working tree"), &s), Vec::new(), 0);
+        assert!(p.effects.is_empty());
+        assert!(human(&p).contains("No changes."));
+    }
+}
