@@ -140,3 +140,26 @@ fn the_flux_kustomizations_health_check_the_daemonsets_that_are_rendered() {
         }
     }
 }
+
+#[test]
+fn the_rotation_example_refuses_the_early_removal_and_allows_the_late_one() {
+    catrust_tests::require_tool("git", "git");
+    let o = catrust_tests::run(
+        std::process::Command::new("bash")
+            .arg(workspace_root().join("examples/rotation/run.sh"))
+            .arg(catrust_tests::bin("catrust")),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("catrust plan exited 1"), "{out}");
+    assert!(
+        out.contains("can be removed from "),
+        "the plan names the date: {out}"
+    );
+    assert!(out.contains("catrust plan exited 0"), "{out}");
+    assert!(out.contains("Rotation (CT401): ok."));
+}
