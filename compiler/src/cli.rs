@@ -39,6 +39,7 @@ enum Target {
 enum LintFormat {
     Human,
     Json,
+    Sarif,
     Github,
 }
 
@@ -94,11 +95,14 @@ enum Command {
     /// Print the documentation of a lint rule.
     Explain {
         /// A code such as CT101.
-        #[arg(required_unless_present = "list")]
+        #[arg(required_unless_present_any = ["list", "markdown"])]
         code: Option<String>,
         /// List every rule.
         #[arg(long)]
         list: bool,
+        /// Print every rule's page as Markdown (docs/rules.md is generated with it).
+        #[arg(long, conflicts_with_all = ["code", "list"])]
+        markdown: bool,
     },
     /// Write a starter trust.yaml, with pins filled in from the given PEM files.
     Init {
@@ -146,7 +150,18 @@ pub fn main() -> i32 {
             deny_warnings,
         } => lint(&file, format, deny_warnings),
         Command::Inspect { files, format } => inspect_files(&files, format),
-        Command::Explain { code, list } => explain(code.as_deref(), list),
+        Command::Explain {
+            code,
+            list,
+            markdown,
+        } => {
+            if markdown {
+                print!("{}", catrust::docs::rules_markdown());
+                EXIT_OK
+            } else {
+                explain(code.as_deref(), list)
+            }
+        }
         Command::Init { from, file, force } => init(&from, &file, force),
     }
 }
@@ -299,6 +314,10 @@ fn lint(file: &Path, format: LintFormat, deny_warnings: bool) -> i32 {
             print!("{}", report::human(&diagnostics, &loaded.sources, color));
         }
         LintFormat::Json => print!("{}", report::json(&diagnostics, &loaded.sources)),
+        LintFormat::Sarif => print!(
+            "{}",
+            catrust::sarif::sarif(&diagnostics, &loaded.sources, &loaded.config_file)
+        ),
         LintFormat::Github => print!("{}", report::github(&diagnostics, &loaded.sources)),
     }
     if compile::blocks(&diagnostics, deny_warnings) {

@@ -116,13 +116,14 @@ pub fn scan(text: &str) -> PemScan {
     }
 
     let lines = lines(text);
-    let mut outside: Vec<&Line> = Vec::new();
+    // Non-blank lines outside blocks, with their index (to group neighbours).
+    let mut outside: Vec<(usize, &Line)> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let line = &lines[i];
         let Some(label) = begin_label(line.text) else {
             if !line.text.trim().is_empty() {
-                outside.push(line);
+                outside.push((i, line));
             }
             i += 1;
             continue;
@@ -169,7 +170,8 @@ pub fn scan(text: &str) -> PemScan {
                     scan.certificates.push(cert);
                 }
             }
-            l if l.contains("PRIVATE KEY") => {} // CT105 already reported by marker.
+            // CT105 already reported by marker.
+            l if is_key_label(l) => {}
             l => scan.findings.push(finding(
                 Code::Ct104,
                 block,
@@ -181,8 +183,11 @@ pub fn scan(text: &str) -> PemScan {
     }
 
     if !outside.is_empty() {
-        let span = Span::new(outside[0].span.start, outside[outside.len() - 1].span.end);
-        let joined: String = outside.iter().map(|l| l.text.trim()).collect();
+        let span = Span::new(
+            outside[0].1.span.start,
+            outside[outside.len() - 1].1.span.end,
+        );
+        let joined: String = outside.iter().map(|(_, l)| l.text.trim()).collect();
         let double = base64::engine::general_purpose::STANDARD
             .decode(joined.as_bytes())
             .ok()
@@ -198,21 +203,68 @@ pub fn scan(text: &str) -> PemScan {
                 Some("decode it once (`base64 -d`) and commit the PEM"),
             ));
         } else {
-            for line in outside {
-                // Key markers outside blocks (PuTTY) are CT105 already.
+            // One CT106 per run of neighbouring lines; a line that looks like a
+            // boundary but is not one (`-----BEGIN CERTIFICATE----`) is CT107: the
+            // block it was meant to open would otherwise be dropped silently.
+            let mut run: Option<(usize, Span)> = None;
+            let flush = |run: &mut Option<(usize, Span)>, findings: &mut Vec<PemFinding>| {
+                if let Some((_, span)) = run.take() {
+                    findings.push(finding(
+                        Code::Ct106,
+                        span,
+                        "text outside PEM blocks (not copied to outputs)".into(),
+                        None,
+                    ));
+                }
+            };
+            for (index, line) in outside {
+                // Key markers outside blocks (PuTTY, SSH2) are CT105 already.
                 if PRIVATE_KEY_MARKERS.iter().any(|m| line.text.contains(m)) {
+                    flush(&mut run, &mut scan.findings);
                     continue;
                 }
-                scan.findings.push(finding(
-                    Code::Ct106,
-                    line.span,
-                    "text outside PEM blocks (not copied to outputs)".into(),
-                    None,
-                ));
+                if looks_like_boundary(line.text) {
+                    flush(&mut run, &mut scan.findings);
+                    scan.findings.push(finding(
+                        Code::Ct107,
+                        line.span,
+                        format!("malformed PEM boundary line `{}`", line.text.trim()),
+                        Some("a boundary is exactly `-----BEGIN CERTIFICATE-----` (five dashes each side) on its own line"),
+                    ));
+                    continue;
+                }
+                run = match run {
+                    Some((last, span)) if last + 1 == index => {
+                        Some((index, Span::new(span.start, line.span.end)))
+                    }
+                    other => {
+                        let mut other = other;
+                        flush(&mut other, &mut scan.findings);
+                        Some((index, line.span))
+                    }
+                };
             }
+            flush(&mut run, &mut scan.findings);
         }
     }
     scan
+}
+
+/// Whether a block label is one of the private key markers (`RSA PRIVATE KEY`,
+/// `OpenVPN Static key V1`, …).
+fn is_key_label(label: &str) -> bool {
+    label.contains("PRIVATE KEY")
+        || PRIVATE_KEY_MARKERS
+            .iter()
+            .any(|m| m.strip_prefix("BEGIN ") == Some(label))
+}
+
+/// A line that was meant as a PEM boundary but is not a valid one: dashes around
+/// BEGIN/END with the wrong count, spacing or case.
+fn looks_like_boundary(line: &str) -> bool {
+    let t = line.trim();
+    let upper = t.to_ascii_uppercase();
+    (t.starts_with("--") || t.ends_with("--")) && (upper.contains("BEGIN") || upper.contains("END"))
 }
 
 fn decode_certificate(
