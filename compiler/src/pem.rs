@@ -218,8 +218,13 @@ pub fn scan(text: &str) -> PemScan {
                 }
             };
             for (index, line) in outside {
-                // Key markers outside blocks (PuTTY, SSH2) are CT105 already.
-                if PRIVATE_KEY_MARKERS.iter().any(|m| line.text.contains(m)) {
+                // Key markers outside blocks (PuTTY, SSH2) are CT105 already, and
+                // their END lines are no malformed certificate boundaries.
+                if PRIVATE_KEY_MARKERS.iter().any(|m| {
+                    line.text.contains(m)
+                        || m.strip_prefix("BEGIN ")
+                            .is_some_and(|rest| line.text.contains(&format!("END {rest}")))
+                }) {
                     flush(&mut run, &mut scan.findings);
                     continue;
                 }

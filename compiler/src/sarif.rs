@@ -92,7 +92,14 @@ fn region(location: &Location, sources: &Sources) -> Option<Value> {
 
 /// The SARIF log of one lint run. `fallback_file` is where findings without a file
 /// are placed (GitHub code scanning requires a location on every result): trust.yaml.
-pub fn sarif(diagnostics: &[Diagnostic], sources: &Sources, fallback_file: &str) -> String {
+/// `repo_path` turns a file name as diagnostics show it into a path relative to the
+/// repository root (`%SRCROOT%`).
+pub fn sarif(
+    diagnostics: &[Diagnostic],
+    sources: &Sources,
+    fallback_file: &str,
+    repo_path: &dyn Fn(&str) -> String,
+) -> String {
     let results: Vec<Value> = diagnostics
         .iter()
         .map(|d| {
@@ -105,7 +112,7 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &Sources, fallback_file: &str)
                 .as_ref()
                 .map_or(fallback_file, |l| l.file.as_str());
             let mut physical = json!({
-                "artifactLocation": { "uri": relative_uri(uri), "uriBaseId": "%SRCROOT%" },
+                "artifactLocation": { "uri": relative_uri(&repo_path(uri)), "uriBaseId": "%SRCROOT%" },
             });
             let region = d
                 .location
@@ -137,7 +144,7 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &Sources, fallback_file: &str)
             },
             "originalUriBaseIds": {
                 "%SRCROOT%": {
-                    "description": { "text": "The folder catrust lint ran in (normally the repository root)." },
+                    "description": { "text": "The repository root (the folder holding .git, or trust.yaml's folder outside git)." },
                 },
             },
             "columnKind": "unicodeCodePoints",
@@ -170,7 +177,8 @@ mod tests {
             Diagnostic::new(Code::Ct106, "text outside").at("certs/a.pem", Span::new(3, 13)),
             Diagnostic::new(Code::Ct210, "intermediate"),
         ];
-        let v: Value = serde_json::from_str(&sarif(&d, &sources, "trust.yaml")).unwrap();
+        let v: Value =
+            serde_json::from_str(&sarif(&d, &sources, "trust.yaml", &|f| f.to_string())).unwrap();
         let run = &v["runs"][0];
         assert_eq!(
             run["tool"]["driver"]["rules"].as_array().unwrap().len(),
