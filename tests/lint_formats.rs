@@ -155,3 +155,58 @@ fn docs_rules_md_is_what_explain_markdown_prints() {
         "docs/rules.md is stale: cargo run -q -p catrust -- explain --markdown > docs/rules.md"
     );
 }
+
+/// Human output is coloured on a terminal only (and never with NO_COLOR); it always
+/// quotes the offending line with its `[file:line:column]`.
+#[test]
+fn human_output_is_coloured_only_on_a_terminal() {
+    let script = require_tool("script", "bsdutils");
+    let case = workspace_root().join("tests/corpus/bad-base64-character");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["trust.yaml", "root.pem"] {
+        std::fs::copy(case.join(f), tmp.path().join(f)).unwrap();
+    }
+    let catrust = bin("catrust");
+    let lint = |tty: bool, no_color: bool| {
+        let mut cmd = if tty {
+            let mut c = Command::new(&script);
+            c.args([
+                "-qec",
+                &format!("'{}' lint", catrust.display()),
+                "/dev/null",
+            ]);
+            c
+        } else {
+            let mut c = Command::new(&catrust);
+            c.arg("lint");
+            c
+        };
+        cmd.current_dir(tmp.path())
+            .env("CATRUST_NOW", "1798761600")
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let piped = lint(false, false);
+    assert!(
+        !piped.contains('\u{1b}'),
+        "escape codes in piped output:\n{piped}"
+    );
+    assert!(piped.contains("[root.pem:3:11]"), "{piped}");
+    assert!(piped.contains("CT107"), "{piped}");
+    let terminal = lint(true, false);
+    assert!(
+        terminal.contains("\u{1b}["),
+        "no colour on a terminal:\n{terminal}"
+    );
+    let no_color = lint(true, true);
+    assert!(
+        !no_color.contains("\u{1b}["),
+        "colour despite NO_COLOR:\n{no_color}"
+    );
+}

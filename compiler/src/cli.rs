@@ -314,35 +314,36 @@ fn lint(file: &Path, format: LintFormat, deny_warnings: bool) -> i32 {
             print!("{}", report::human(&diagnostics, &loaded.sources, color));
         }
         LintFormat::Json => print!("{}", report::json(&diagnostics, &loaded.sources)),
-        LintFormat::Sarif => {
-            let root = source.root().to_path_buf();
-            let cwd = std::env::current_dir()
-                .and_then(|d| d.canonicalize())
-                .unwrap_or_default();
-            // Shown paths are relative to the current folder or absolute; SARIF wants
-            // them relative to the repository root.
-            let repo_path = |shown: &str| {
-                let p = cwd.join(shown);
-                p.strip_prefix(&root)
-                    .map(|r| r.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| shown.to_string())
-            };
-            print!(
-                "{}",
-                catrust::sarif::sarif(
-                    &diagnostics,
-                    &loaded.sources,
-                    &loaded.config_file,
-                    &repo_path
-                )
+        LintFormat::Sarif => print!(
+            "{}",
+            catrust::sarif::sarif(
+                &diagnostics,
+                &loaded.sources,
+                &loaded.config_file,
+                &sarif_repo_path(source.root())
             )
-        }
+        ),
         LintFormat::Github => print!("{}", report::github(&diagnostics, &loaded.sources)),
     }
     if compile::blocks(&diagnostics, deny_warnings) {
         EXIT_INPUT
     } else {
         EXIT_OK
+    }
+}
+
+/// Shown paths are relative to the current folder or absolute; SARIF wants them
+/// relative to the repository root (`%SRCROOT%`).
+fn sarif_repo_path(root: &Path) -> impl Fn(&str) -> String {
+    let root = root.to_path_buf();
+    let cwd = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .unwrap_or_default();
+    move |shown: &str| {
+        cwd.join(shown)
+            .strip_prefix(&root)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| shown.to_string())
     }
 }
 
