@@ -202,6 +202,9 @@ pub fn scan(text: &str) -> PemScan {
                     .into(),
                 Some("decode it once (`base64 -d`) and commit the PEM"),
             ));
+        } else if scan.findings.iter().any(|f| f.code == Code::Ct105) {
+            // A key outside PEM blocks (PuTTY, SSH2) is CT105 already; quoting its
+            // lines as stray text would copy key material into CI logs.
         } else {
             // One CT106 per run of neighbouring lines; a line that looks like a
             // boundary but is not one (`-----BEGIN CERTIFICATE----`) is CT107: the
