@@ -119,7 +119,7 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                 && !scan
                     .findings
                     .iter()
-                    .any(|f| matches!(f.code, Code::Ct102 | Code::Ct107))
+                    .any(|f| matches!(f.code, Code::Ct102 | Code::Ct103 | Code::Ct107))
             {
                 diagnostics.push(
                     Diagnostic::new(

@@ -188,13 +188,25 @@ pub fn scan(text: &str) -> PemScan {
             outside[outside.len() - 1].1.span.end,
         );
         let joined: String = outside.iter().map(|(_, l)| l.text.trim()).collect();
-        let double = base64::engine::general_purpose::STANDARD
+        let decoded = base64::engine::general_purpose::STANDARD
             .decode(joined.as_bytes())
-            .ok()
-            .is_some_and(|decoded| {
-                String::from_utf8_lossy(&decoded).contains("-----BEGIN CERTIFICATE-----")
-            });
-        if double {
+            .ok();
+        let double = decoded.as_ref().is_some_and(|decoded| {
+            String::from_utf8_lossy(decoded).contains("-----BEGIN CERTIFICATE-----")
+        });
+        let bare_der = !double
+            && scan.certificates.is_empty()
+            && decoded
+                .as_ref()
+                .is_some_and(|d| matches!(x509_parser::parse_x509_certificate(d), Ok(([], _))));
+        if bare_der {
+            scan.findings.push(finding(
+                Code::Ct103,
+                span,
+                "base64 of a DER certificate without the PEM BEGIN/END lines".into(),
+                Some("put `-----BEGIN CERTIFICATE-----` before and `-----END CERTIFICATE-----` after it (or `openssl x509 -inform DER`)"),
+            ));
+        } else if double {
             scan.findings.push(finding(
                 Code::Ct102,
                 span,
