@@ -281,3 +281,40 @@ fn the_aks_troubleshooting_cases_are_present() {
         assert!(names.contains(case), "missing corpus case {case}");
     }
 }
+
+/// The AKS troubleshooting fix end to end: a CRLF certificate is only a warning, and
+/// every output is LF PEM (the Secret's data decodes to it; the certificates file is
+/// not base64).
+#[test]
+fn a_crlf_certificate_builds_lf_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy_dir(
+        &workspace_root().join("tests/corpus/aks-crlf-secret-input"),
+        &repo,
+    );
+    let out = catrust(&repo, DEFAULT_NOW, &["build", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CT101"));
+    for (path, bytes) in snapshot(&repo.join("out")) {
+        assert!(!bytes.contains(&b'\r'), "CR in {}", path.display());
+    }
+    let pem =
+        std::fs::read_to_string(repo.join("out/aks/custom-ca-trust-certificates.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    let secret = std::fs::read_to_string(repo.join("out/aks/custom-ca-trust-secret.yaml")).unwrap();
+    let value = secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("corp-root.crt: "))
+        .expect("the Secret has corp-root.crt");
+    let python = catrust_tests::require_tool("python3", "python3");
+    let decoded = run(Command::new(python).args([
+        "-c",
+        "import base64,sys; sys.stdout.write(base64.b64decode(sys.argv[1]).decode())",
+        value,
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&decoded.stdout),
+        pem.trim_end().to_string() + "\n"
+    );
+}
