@@ -41,6 +41,7 @@ enum Target {
 enum LintFormat {
     Human,
     Json,
+    Sarif,
     Github,
 }
 
@@ -121,11 +122,14 @@ enum Command {
     /// Print the documentation of a lint rule.
     Explain {
         /// A code such as CT101.
-        #[arg(required_unless_present = "list")]
+        #[arg(required_unless_present_any = ["list", "markdown"])]
         code: Option<String>,
         /// List every rule.
         #[arg(long)]
         list: bool,
+        /// Print every rule's page as Markdown (docs/rules.md is generated with it).
+        #[arg(long, conflicts_with_all = ["code", "list"])]
+        markdown: bool,
     },
     /// Write a starter trust.yaml, with pins filled in from the given PEM files.
     Init {
@@ -198,7 +202,18 @@ pub fn main() -> i32 {
             now(),
         ),
         Command::Inspect { files, format } => inspect_files(&files, format),
-        Command::Explain { code, list } => explain(code.as_deref(), list),
+        Command::Explain {
+            code,
+            list,
+            markdown,
+        } => {
+            if markdown {
+                print!("{}", catrust::docs::rules_markdown());
+                EXIT_OK
+            } else {
+                explain(code.as_deref(), list)
+            }
+        }
         Command::Init { from, file, force } => init(&from, &file, force),
     }
 }
@@ -371,12 +386,34 @@ fn lint(file: &Path, format: LintFormat, deny_warnings: bool, input: git::Input)
             print!("{}", report::human(&diagnostics, &loaded.sources, color));
         }
         LintFormat::Json => print!("{}", report::json(&diagnostics, &loaded.sources)),
+        LintFormat::Sarif => print!(
+            "{}",
+            catrust::sarif::sarif(
+                &diagnostics,
+                &loaded.sources,
+                &loaded.config_file,
+                &sarif_repo_path(&opened.shown_root)
+            )
+        ),
         LintFormat::Github => print!("{}", report::github(&diagnostics, &loaded.sources)),
     }
     if compile::blocks(&diagnostics, deny_warnings) {
         EXIT_INPUT
     } else {
         EXIT_OK
+    }
+}
+
+/// Findings name files as shown to the user (the repository root as seen from the
+/// current folder, joined with the repository path); SARIF wants them relative to the
+/// repository root (`%SRCROOT%`).
+fn sarif_repo_path(shown_root: &Path) -> impl Fn(&str) -> String {
+    let shown_root = shown_root.to_path_buf();
+    move |shown: &str| {
+        Path::new(shown)
+            .strip_prefix(&shown_root)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| shown.to_string())
     }
 }
 

@@ -57,8 +57,9 @@ fn names(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagno
     let mut expanded: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &loaded.certificates {
         if let Some(&other) = expanded.get(c.name.as_str()) {
-            if other != c.authority {
-                let a = &config.authorities[c.authority];
+            let a = &config.authorities[c.authority];
+            // Two authorities with one name are reported above already.
+            if other != c.authority && config.authorities[other].name.value != a.name.value {
                 out.push(
                     Diagnostic::new(
                         Code::Ct004,
@@ -194,7 +195,8 @@ fn certificates(config: &TrustConfig, loaded: &Loaded, now: i64, out: &mut Vec<D
                 ),
             )));
         }
-        if i.key_cert_sign == Some(false) {
+        // A leaf's keyUsage lacks keyCertSign by design: CT201 already says it all.
+        if i.key_cert_sign == Some(false) && i.ca == Some(true) {
             out.push(at(Diagnostic::new(
                 Code::Ct205,
                 format!("`{}` has keyUsage without keyCertSign", c.name),

@@ -3,6 +3,7 @@
 use crate::cert::{self, CertInfo};
 use crate::config::{CertSource, TrustConfig};
 use crate::diag::{Diagnostic, Sources};
+use crate::inline::ValueMap;
 use crate::parse;
 use crate::pem;
 use crate::rules::Code;
@@ -54,7 +55,8 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
     let bytes = source.read(config_path)?;
     let config_file = source.display_path(config_path);
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let file = SourceFile::new(config_file.clone(), text);
+    let file = SourceFile::new(config_file.clone(), text.clone());
+    let yaml_text = text;
     let (config, mut diagnostics) = parse::parse(&file);
     let mut sources = Sources::default();
     sources.add(file);
@@ -100,9 +102,11 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                 }
             };
             let scan = pem::scan(&text);
-            // Findings in inline PEM point at the `pem:` value; in files, at the line.
-            let place = |span: Span| match offset_span {
-                Some(value) => value,
+            // Findings in inline PEM point at their line inside the `pem: |` block (or
+            // at the whole value for other scalar styles); in files, at the line.
+            let value_map = offset_span.map(|value| ValueMap::new(&yaml_text, value, &text));
+            let place = |span: Span| match &value_map {
+                Some(map) => map.map(span),
                 None => span,
             };
             for f in &scan.findings {
@@ -115,7 +119,7 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                 && !scan
                     .findings
                     .iter()
-                    .any(|f| matches!(f.code, Code::Ct102 | Code::Ct107))
+                    .any(|f| matches!(f.code, Code::Ct102 | Code::Ct103 | Code::Ct107))
             {
                 diagnostics.push(
                     Diagnostic::new(

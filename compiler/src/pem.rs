@@ -116,13 +116,14 @@ pub fn scan(text: &str) -> PemScan {
     }
 
     let lines = lines(text);
-    let mut outside: Vec<&Line> = Vec::new();
+    // Non-blank lines outside blocks, with their index (to group neighbours).
+    let mut outside: Vec<(usize, &Line)> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let line = &lines[i];
         let Some(label) = begin_label(line.text) else {
             if !line.text.trim().is_empty() {
-                outside.push(line);
+                outside.push((i, line));
             }
             i += 1;
             continue;
@@ -171,7 +172,8 @@ pub fn scan(text: &str) -> PemScan {
                     scan.certificates.push(cert);
                 }
             }
-            l if l.contains("PRIVATE KEY") => {} // CT105 already reported by marker.
+            // CT105 already reported by marker.
+            l if is_key_label(l) => {}
             l => scan.findings.push(finding(
                 Code::Ct104,
                 block,
@@ -183,15 +185,30 @@ pub fn scan(text: &str) -> PemScan {
     }
 
     if !outside.is_empty() {
-        let span = Span::new(outside[0].span.start, outside[outside.len() - 1].span.end);
-        let joined: String = outside.iter().map(|l| l.text.trim()).collect();
-        let double = base64::engine::general_purpose::STANDARD
+        let span = Span::new(
+            outside[0].1.span.start,
+            outside[outside.len() - 1].1.span.end,
+        );
+        let joined: String = outside.iter().map(|(_, l)| l.text.trim()).collect();
+        let decoded = base64::engine::general_purpose::STANDARD
             .decode(joined.as_bytes())
-            .ok()
-            .is_some_and(|decoded| {
-                String::from_utf8_lossy(&decoded).contains("-----BEGIN CERTIFICATE-----")
-            });
-        if double {
+            .ok();
+        let double = decoded.as_ref().is_some_and(|decoded| {
+            String::from_utf8_lossy(decoded).contains("-----BEGIN CERTIFICATE-----")
+        });
+        let bare_der = !double
+            && scan.certificates.is_empty()
+            && decoded
+                .as_ref()
+                .is_some_and(|d| matches!(x509_parser::parse_x509_certificate(d), Ok(([], _))));
+        if bare_der {
+            scan.findings.push(finding(
+                Code::Ct103,
+                span,
+                "base64 of a DER certificate without the PEM BEGIN/END lines".into(),
+                Some("put `-----BEGIN CERTIFICATE-----` before and `-----END CERTIFICATE-----` after it (or `openssl x509 -inform DER`)"),
+            ));
+        } else if double {
             scan.findings.push(finding(
                 Code::Ct102,
                 span,
@@ -199,22 +216,77 @@ pub fn scan(text: &str) -> PemScan {
                     .into(),
                 Some("decode it once (`base64 -d`) and commit the PEM"),
             ));
+        } else if scan.findings.iter().any(|f| f.code == Code::Ct105) {
+            // A key outside PEM blocks (PuTTY, SSH2) is CT105 already; quoting its
+            // lines as stray text would copy key material into CI logs.
         } else {
-            for line in outside {
-                // Key markers outside blocks (PuTTY) are CT105 already.
-                if PRIVATE_KEY_MARKERS.iter().any(|m| line.text.contains(m)) {
+            // One CT106 per run of neighbouring lines; a line that looks like a
+            // boundary but is not one (`-----BEGIN CERTIFICATE----`) is CT107: the
+            // block it was meant to open would otherwise be dropped silently.
+            let mut run: Option<(usize, Span)> = None;
+            let flush = |run: &mut Option<(usize, Span)>, findings: &mut Vec<PemFinding>| {
+                if let Some((_, span)) = run.take() {
+                    findings.push(finding(
+                        Code::Ct106,
+                        span,
+                        "text outside PEM blocks (not copied to outputs)".into(),
+                        None,
+                    ));
+                }
+            };
+            for (index, line) in outside {
+                // Key markers outside blocks (PuTTY, SSH2) are CT105 already, and
+                // their END lines are no malformed certificate boundaries.
+                if PRIVATE_KEY_MARKERS.iter().any(|m| {
+                    line.text.contains(m)
+                        || m.strip_prefix("BEGIN ")
+                            .is_some_and(|rest| line.text.contains(&format!("END {rest}")))
+                }) {
+                    flush(&mut run, &mut scan.findings);
                     continue;
                 }
-                scan.findings.push(finding(
-                    Code::Ct106,
-                    line.span,
-                    "text outside PEM blocks (not copied to outputs)".into(),
-                    None,
-                ));
+                if looks_like_boundary(line.text) {
+                    flush(&mut run, &mut scan.findings);
+                    scan.findings.push(finding(
+                        Code::Ct107,
+                        line.span,
+                        format!("malformed PEM boundary line `{}`", line.text.trim()),
+                        Some("a boundary is exactly `-----BEGIN CERTIFICATE-----` (five dashes each side) on its own line"),
+                    ));
+                    continue;
+                }
+                run = match run {
+                    Some((last, span)) if last + 1 == index => {
+                        Some((index, Span::new(span.start, line.span.end)))
+                    }
+                    other => {
+                        let mut other = other;
+                        flush(&mut other, &mut scan.findings);
+                        Some((index, line.span))
+                    }
+                };
             }
+            flush(&mut run, &mut scan.findings);
         }
     }
     scan
+}
+
+/// Whether a block label is one of the private key markers (`RSA PRIVATE KEY`,
+/// `OpenVPN Static key V1`, …).
+fn is_key_label(label: &str) -> bool {
+    label.contains("PRIVATE KEY")
+        || PRIVATE_KEY_MARKERS
+            .iter()
+            .any(|m| m.strip_prefix("BEGIN ") == Some(label))
+}
+
+/// A line that was meant as a PEM boundary but is not a valid one: dashes around
+/// BEGIN/END with the wrong count, spacing or case.
+fn looks_like_boundary(line: &str) -> bool {
+    let t = line.trim();
+    let upper = t.to_ascii_uppercase();
+    (t.starts_with("--") || t.ends_with("--")) && (upper.contains("BEGIN") || upper.contains("END"))
 }
 
 fn decode_certificate(

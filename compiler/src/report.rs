@@ -74,12 +74,15 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Stri
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let handler = GraphicalReportHandler::new_themed(theme.clone()).with_width(100);
+    // Private key findings quote the marker line only: the lines around it are key
+    // material, and reports end up in CI logs.
+    let no_context = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_context_lines(0);
     let mut out = String::new();
     for d in diagnostics {
-        // Never quote the lines around private key material: reports end up in CI logs.
-        let quotable = d.code != crate::rules::Code::Ct105;
-        let source = d.location.as_ref().filter(|_| quotable).and_then(|l| {
+        let source = d.location.as_ref().and_then(|l| {
             sources
                 .get(&l.file)
                 .map(|f| NamedSource::new(&f.name, f.text.clone()))
@@ -89,6 +92,11 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Stri
             source,
         };
         // Findings without a file still get their code and message.
+        let handler = if d.code == crate::rules::Code::Ct105 {
+            &no_context
+        } else {
+            &handler
+        };
         if handler.render_report(&mut out, &report).is_err() {
             out.push_str(&format!("{}: {}\n", d.code, d.message));
         }
