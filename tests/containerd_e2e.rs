@@ -571,3 +571,62 @@ fn rotation_keeps_pulls_working() {
     w.registry.swap_certificate(&leaf_old);
     w.pull_fails_unknown_authority();
 }
+
+/// CONTRACT §5: "A distrust restarts containerd under `registries-only` too (a running
+/// containerd keeps trusting the roots it loaded)". The agent counts as newly
+/// distrusted only fingerprints it finds among the distribution's CAs
+/// (`agent/src/plan.rs`, `distrusted`), not a CA it had installed itself and now removes
+/// because it moved to `distrust`. A containerd that loaded the system roots while that
+/// CA was in the store (here: restarted, as after a reboot) keeps trusting it.
+#[test]
+#[ignore = "agent bug: distrusting a CA the agent itself installed does not restart containerd under registries-only"]
+fn distrust_of_an_agent_installed_ca_reaches_a_running_containerd() {
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    let corp = make_ca(p, "corp-registry-ca", 365);
+    let proxy = make_ca(p, "corp-proxy-ca", 365);
+    let leaf = make_server_cert(p, "registry", &corp);
+    let w = World::new("distrust-own-ca", &leaf, &corp, p);
+    let corp_file = w.add_cert("corp-registry-ca", &corp);
+    let proxy_file = w.add_cert("corp-proxy-ca", &proxy);
+    let proxy_auth = || Auth {
+        name: "corp-proxy-ca",
+        file: &proxy_file,
+        registries: &[],
+        replaces: None,
+    };
+    w.step("1. the registry CA, `registries-only`; containerd restarts later (a reboot)");
+    let yaml = trust_yaml(
+        &[
+            Auth {
+                name: "corp-registry-ca",
+                file: &corp_file,
+                registries: &[],
+                replaces: None,
+            },
+            proxy_auth(),
+        ],
+        &[],
+        "registries-only",
+    );
+    w.commit(&yaml, "trust the registry CA", now() - DAY);
+    w.apply_ok(&w.build());
+    let o = run(Command::new("sh").args(["-c", &w.containerd.restart_command()]));
+    assert!(o.status.success());
+    w.pull_succeeds();
+
+    w.step("2. emergency: the registry CA moved to `distrust`");
+    w.repo.remove(&corp_file);
+    let yaml = trust_yaml(
+        &[proxy_auth()],
+        &[(fingerprint(&corp), "compromised")],
+        "registries-only",
+    );
+    w.commit(&yaml, "distrust the registry CA (compromised)", now());
+    let pid = w.containerd.pid();
+    w.apply_ok(&w.build());
+    assert!(!w.node_store_trusts(&leaf));
+    // Today: the pull still succeeds with the distrusted CA (containerd pid unchanged).
+    w.pull_fails_unknown_authority();
+    assert_ne!(w.containerd.pid(), pid);
+}

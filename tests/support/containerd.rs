@@ -431,8 +431,8 @@ impl Drop for Containerd {
     }
 }
 
-/// PullImage over the unix socket with the `k8s-cri` client (tonic).
-fn cri_pull(sock: &Path, image: &str) -> PullResult {
+/// PullImage over the unix socket with the `k8s-cri` client (tonic), then RemoveImage.
+pub fn cri_pull(sock: &Path, image: &str) -> PullResult {
     use hyper_util::rt::TokioIo;
     use k8s_cri::v1::image_service_client::ImageServiceClient;
     use k8s_cri::v1::{ImageSpec, PullImageRequest, RemoveImageRequest};
