@@ -630,3 +630,15 @@ fn distrust_of_an_agent_installed_ca_reaches_a_running_containerd() {
     w.pull_fails_unknown_authority();
     assert_ne!(w.containerd.pid(), pid);
 }
+
+/// The demo script tells the same story to a person; it must stay valid shell.
+#[test]
+fn the_demo_script_passes_shellcheck() {
+    let script = catrust_tests::workspace_root().join("examples/containerd-demo/run.sh");
+    let o = run(Command::new(require_tool("shellcheck", "shellcheck")).arg(&script));
+    assert!(
+        o.status.success(),
+        "shellcheck: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
