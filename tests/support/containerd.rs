@@ -407,7 +407,19 @@ echo "containerd restarted: pid $(cat "$d/restart-done")"
 
     /// containerd's log so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+        let files: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!(
+            "{} ({files:?}):\n{}",
+            self.dir.display(),
+            std::fs::read_to_string(self.dir.join("containerd.log"))
+                .unwrap_or_else(|e| e.to_string())
+        )
     }
 
     /// CRI `runtime.v1.ImageService/PullImage`, as kubelet calls it, then (on success)
@@ -467,9 +479,25 @@ pub fn cri_pull(sock: &Path, image: &str) -> PullResult {
             image: Some(spec.clone()),
             ..Default::default()
         };
-        let resp = tokio::time::timeout(Duration::from_secs(60), client.pull_image(req))
-            .await
-            .map_err(|_| "PullImage did not answer within 60 s".to_string())?;
+        // Seen once on a busy machine: `Unimplemented: unknown service
+        // runtime.v1.ImageService` from a just-started containerd. Ask again for a few
+        // seconds before reporting it (it is never a trust result either way).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let resp = loop {
+            let resp =
+                tokio::time::timeout(Duration::from_secs(60), client.pull_image(req.clone()))
+                    .await
+                    .map_err(|_| "PullImage did not answer within 60 s".to_string())?;
+            match resp {
+                Err(s)
+                    if s.code() == tonic::Code::Unimplemented
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => break other,
+            }
+        };
         match resp {
             Ok(r) => {
                 let image_ref = r.into_inner().image_ref;
