@@ -425,7 +425,23 @@ echo "containerd restarted: pid $(cat "$d/restart-done")"
     /// CRI `runtime.v1.ImageService/PullImage`, as kubelet calls it, then (on success)
     /// `RemoveImage`, so the next pull fetches again.
     pub fn pull(&self, image: &str) -> PullResult {
-        cri_pull(&self.sock, image)
+        cri_pull(&self.sock, image).map_err(|e| {
+            if !e.starts_with("Unimplemented") {
+                return e;
+            }
+            // The CRI plugin did not load: say why (its CNI config watcher needs an
+            // inotify instance, and fs.inotify.max_user_instances is shared by every
+            // process of the user).
+            let why: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|l| {
+                    l.contains("failed to load plugin") || l.contains("skip loading plugin")
+                })
+                .map(str::to_string)
+                .collect();
+            format!("{e}\nthe CRI plugin did not load:\n{}", why.join("\n"))
+        })
     }
 }
 
