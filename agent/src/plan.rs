@@ -445,6 +445,18 @@ pub fn plan(
             }
         }
     }
+    // A CA the agent itself installed and the bundle now distrusts leaves the store by
+    // the removal of its anchor; a running containerd still trusts it all the same.
+    for path in state.files.keys().filter(|p| !want.contains_key(*p)) {
+        if let Entry::File(bytes) = entry(obs, path) {
+            if let Some(der) = catrust_bundle::decode_canonical_pem(bytes) {
+                let fp = catrust_bundle::sha256_hex(&der);
+                if d.distrust.contains(&fp) {
+                    distrusted.insert(fp);
+                }
+            }
+        }
+    }
     plan.state.distrusted = distrusted.clone();
 
     // containerd: a running one keeps the roots it loaded.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod containerd;
 pub mod gitrepo;
 pub mod host;
 pub mod k8s;
