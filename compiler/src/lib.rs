@@ -7,6 +7,7 @@ pub mod cert;
 pub mod compile;
 pub mod config;
 pub mod diag;
+pub mod failpoint;
 pub mod init;
 pub mod inspect;
 pub mod lint;

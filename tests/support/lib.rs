@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod fleet;
 pub mod host;
 pub mod k8s;
 pub mod kubelet;
@@ -42,7 +43,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// Path of `catrust-agent` built with the test-only `failpoints` feature.
+/// Path of `catrust` or `catrust-agent` built with the test-only `failpoints` feature.
 /// They are built once per test process into their own target folder
 /// (`target/failpoints`), so the binaries every other test (and a release) uses never
 /// contain failpoints. Always the dev profile: the feature does not compile in release.
@@ -53,8 +54,8 @@ pub fn failpoint_bin(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "--bins"])
-            .args(["-p", "catrust-agent"])
-            .args(["--features", "catrust-agent/failpoints"])
+            .args(["-p", "catrust-agent", "-p", "catrust"])
+            .args(["--features", "catrust-agent/failpoints,catrust/failpoints"])
             .arg("--target-dir")
             .arg(&target)
             .current_dir(workspace_root())
