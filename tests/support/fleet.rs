@@ -48,8 +48,22 @@ pub struct FleetReport {
     /// (the refresh).
     pub apply_cpu_ms: Vec<u64>,
     pub apply_children_cpu_ms: Vec<u64>,
+    /// Agents (after the rollout) holding no inotify instance: with more agents than
+    /// `fs.inotify.max_user_instances` on one machine, the rest poll `..data`.
+    pub without_inotify: usize,
     /// Nodes not ready in time or not holding exactly B's anchors.
     pub failed: Vec<String>,
+}
+
+/// Does `pid` hold an inotify instance?
+fn has_inotify(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"))
+        })
 }
 
 fn clk_tck() -> u64 {
@@ -240,6 +254,10 @@ pub fn run_fleet(n: usize, max_unavailable: usize) -> FleetReport {
             failed.push(format!("node {i}: {e}"));
         }
     }
+    let without_inotify = nodes
+        .iter()
+        .filter(|n| !n.pod.as_ref().is_some_and(|p| has_inotify(p.pid())))
+        .count();
     FleetReport {
         nodes: n,
         max_unavailable,
@@ -253,6 +271,7 @@ pub fn run_fleet(n: usize, max_unavailable: usize) -> FleetReport {
         apply_peak_rss_kib,
         apply_cpu_ms,
         apply_children_cpu_ms,
+        without_inotify,
         failed,
     }
 }
@@ -309,6 +328,10 @@ impl FleetReport {
             amax,
             chmed,
             chmax
+        );
+        s += &format!(
+            "agents without an inotify instance (polling ..data): {}\n",
+            self.without_inotify
         );
         s += &format!("failed nodes: {}\n", self.failed.len());
         for f in &self.failed {
