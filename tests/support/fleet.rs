@@ -51,6 +51,9 @@ pub struct FleetReport {
     /// Agents (after the rollout) holding no inotify instance: with more agents than
     /// `fs.inotify.max_user_instances` on one machine, the rest poll `..data`.
     pub without_inotify: usize,
+    /// Applies that failed (and were retried) over the whole run, and the first reason.
+    pub failed_applies: usize,
+    pub first_failure: Option<String>,
     /// Nodes not ready in time or not holding exactly B's anchors.
     pub failed: Vec<String>,
 }
@@ -127,9 +130,11 @@ fn start_pod(
     );
     vol.write(files);
     let flags = host_flags(node.host.root(), &vol.dir);
-    node.pod = Some(RunningAgent::start(
+    let log = node.host.root().join("agent.log");
+    node.pod = Some(RunningAgent::start_logging(
         &flags,
         &["--expected-sha256", hash, "--resync", "1h"],
+        Some(&log),
     ));
 }
 
@@ -254,6 +259,15 @@ pub fn run_fleet(n: usize, max_unavailable: usize) -> FleetReport {
             failed.push(format!("node {i}: {e}"));
         }
     }
+    let mut failed_applies = 0;
+    let mut first_failure = None;
+    for node in &nodes {
+        let log = std::fs::read_to_string(node.host.root().join("agent.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("not ready")) {
+            failed_applies += 1;
+            first_failure.get_or_insert_with(|| line.to_owned());
+        }
+    }
     let without_inotify = nodes
         .iter()
         .filter(|n| !n.pod.as_ref().is_some_and(|p| has_inotify(p.pid())))
@@ -272,6 +286,8 @@ pub fn run_fleet(n: usize, max_unavailable: usize) -> FleetReport {
         apply_cpu_ms,
         apply_children_cpu_ms,
         without_inotify,
+        failed_applies,
+        first_failure,
         failed,
     }
 }
@@ -332,6 +348,14 @@ impl FleetReport {
         s += &format!(
             "agents without an inotify instance (polling ..data): {}\n",
             self.without_inotify
+        );
+        s += &format!(
+            "applies that failed and were retried: {}{}\n",
+            self.failed_applies,
+            self.first_failure
+                .as_deref()
+                .map(|f| format!(" (first: {f})"))
+                .unwrap_or_default()
         );
         s += &format!("failed nodes: {}\n", self.failed.len());
         for f in &self.failed {
