@@ -82,5 +82,5 @@ ours, bare = r[0]["median"], r[1]["median"]
 goal = 1.1 * bare + 0.1
 print(f"catrust-agent apply --once   {ours*1000:8.1f} ms (cpu {(r[0]['user']+r[0]['system'])*1000:6.1f} ms, incl. the refresh)")
 print(f"cp + update-ca-certificates  {bare*1000:8.1f} ms (cpu {(r[1]['user']+r[1]['system'])*1000:6.1f} ms)")
-print(f"ratio (goal <= 1.1x + 100 ms): {ours/bare:.3f}x, +{(ours-bare)*1000:.0f} ms -> {'met' if ours <= goal else 'NOT met'}")
+print(f"ratio (goal <= 1.1x + 100 ms): {ours/bare:.3f}x, {(ours-bare)*1000:+.0f} ms -> {'met' if ours <= goal else 'NOT met'}")
 PY
