@@ -120,6 +120,9 @@ fn read_once(dir: &Path) -> Result<Attempt, ReadError> {
             Err(e) => return Err(io(e, &path)),
         };
         files.insert(name, bytes);
+        if files.len() == 1 {
+            crate::failpoint::hit("bundle.read_mid").map_err(|e| ReadError::Io(e.to_string()))?;
+        }
     }
     if data_target(dir)? != version {
         return Ok(Attempt::Retry);

@@ -14,7 +14,7 @@ use crate::fsops::{self, Entry};
 use crate::host::{self, Family};
 use crate::plan::{self, Action, Desired, DesiredCa, Observed};
 use crate::state::{self, Outcome, State};
-use crate::{bundle_dir, pem};
+use crate::{bundle_dir, failpoint, pem};
 
 /// Everything one apply needs; built from the command line.
 #[derive(Debug, Clone)]
@@ -246,8 +246,13 @@ fn carry_out(
                         st.dirs.insert(rel_of(root, &d));
                     }
                 }
-                fsops::write_atomic(&full, bytes)
-                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                fsops::write_atomic_then(&full, bytes, |step| {
+                    failpoint::hit(match step {
+                        fsops::Step::TmpWritten => "apply.tmp_written",
+                        fsops::Step::Renamed => "apply.renamed",
+                    })
+                })
+                .map_err(|e| format!("cannot write {path}: {e}"))?;
             }
             Action::Remove { path } => {
                 fsops::remove(&full).map_err(|e| format!("cannot remove {path}: {e}"))?
@@ -401,14 +406,32 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         })
         .collect();
 
+    // A crash between writing a temp file and renaming it leaves the temp file behind;
+    // under the apply lock no write is in progress, so every one left is an orphan.
+    let mut temp_dirs: BTreeSet<String> = plan::paths_of_interest(family, &desired, &st)
+        .iter()
+        .filter_map(|p| Path::new(p).parent().map(|d| d.display().to_string()))
+        .collect();
+    temp_dirs.insert(family.anchors_dir().to_owned());
+    temp_dirs.insert(state::STATE_DIR.to_owned());
+    for dir in &temp_dirs {
+        for orphan in fsops::remove_orphan_temps(&root.join(dir)) {
+            info!(path = %orphan.display(), "removed a temp file an interrupted apply left");
+        }
+    }
+
     // Write-ahead: the record lists every file before it exists, so a crash between
-    // the two can never leave a file of ours that the record forgot.
+    // the two can never leave a file of ours that the record forgot. It also owes the
+    // containerd restart this apply will do, so a crash anywhere after the first change
+    // still ends in a restart on the next apply.
     let mut intent = st.clone();
     intent.files.extend(p.state.files.clone());
     intent.hosts_edits.extend(p.state.hosts_edits.clone());
     intent.family = Some(family);
+    intent.restart_pending = st.restart_pending || p.restart.is_some();
     if !p.actions.is_empty() {
         state::save(root, &intent)?;
+        failpoint::hit("apply.intent_recorded").map_err(|e| e.to_string())?;
     }
     let generated = root.join(family.generated_bundle());
     let before_bundle = std::fs::read(&generated).ok();
@@ -423,6 +446,7 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         if p.store_changed {
             refresh(cfg, family, p.fresh)?;
             report.refreshed = true;
+            failpoint::hit("apply.refreshed").map_err(|e| e.to_string())?;
         }
         match check_generated(cfg, family, &p, before_bundle.as_deref()) {
             Ok(note) => Ok(note),
@@ -469,6 +493,7 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         finish_uninstall(root, &p.state)?;
     } else {
         state::save(root, &p.state)?;
+        failpoint::hit("apply.recorded").map_err(|e| e.to_string())?;
     }
     if let Some(why) = &p.restart {
         let ctr = Containerd {
@@ -479,6 +504,7 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         match ctr.restart_if_running(cfg.timeout) {
             Ok(what) => {
                 info!(why = %why, what = %what, "containerd");
+                failpoint::hit("apply.containerd_restarted").map_err(|e| e.to_string())?;
                 if !uninstall {
                     p.state.restart_pending = false;
                     state::save(root, &p.state)?;

@@ -11,6 +11,25 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically, mode 0644.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_then(path, bytes, |_| Ok(()))
+}
+
+/// A step of [`write_atomic_then`], for the failpoints of the fault tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The temp file is written and fsynced, not yet renamed.
+    TmpWritten,
+    /// The temp file was renamed over the target (the folder not yet fsynced).
+    Renamed,
+}
+
+/// [`write_atomic`], calling `after` once each step is done; an error from it fails the
+/// write like an I/O error would.
+pub fn write_atomic_then(
+    path: &Path,
+    bytes: &[u8],
+    mut after: impl FnMut(Step) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no parent"))?;
@@ -29,13 +48,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        after(Step::TmpWritten)?;
         fs::rename(&tmp, path)?;
+        after(Step::Renamed)?;
         File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Is `name` a temp file of [`write_atomic`] (`.<name>.catrust-tmp.<pid>`)?
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".catrust-tmp.")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the temp files [`write_atomic`] left in `dir` when the process died between
+/// writing and renaming them. Only call it under the apply lock: then no write is in
+/// progress and every such file is an orphan. Returns what it removed.
+pub fn remove_orphan_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temp_name(&name)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// Removes `path` (the entry itself, never what a link points to) and syncs the folder.
@@ -117,5 +166,26 @@ mod tests {
         assert_eq!(created.len(), 2);
         remove(&link).unwrap();
         remove(&link).unwrap();
+    }
+
+    #[test]
+    fn orphan_temp_files_are_recognised_and_removed() {
+        assert!(is_temp_name(".corp.crt.catrust-tmp.4711"));
+        assert!(!is_temp_name("corp.crt.catrust-tmp.4711"));
+        assert!(!is_temp_name(".corp.crt.catrust-tmp."));
+        assert!(!is_temp_name(".corp.crt.catrust-tmp.x1"));
+        assert!(!is_temp_name(".corp.crt"));
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(".a.crt.catrust-tmp.12"), "half").unwrap();
+        fs::write(tmp.path().join("a.crt"), "whole").unwrap();
+        fs::write(tmp.path().join(".hidden"), "foreign").unwrap();
+        let removed = remove_orphan_temps(tmp.path());
+        assert_eq!(removed, [tmp.path().join(".a.crt.catrust-tmp.12")]);
+        let mut left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "a.crt"]);
     }
 }

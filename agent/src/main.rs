@@ -21,6 +21,7 @@ mod cacerts_conf;
 mod containerd;
 mod engine;
 mod exec;
+mod failpoint;
 mod fsops;
 mod host;
 mod pem;

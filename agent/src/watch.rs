@@ -90,9 +90,8 @@ impl Watcher {
             self.arm();
         }
         let Some(rx) = &self.rx else {
-            // Not mounted yet: look again soon (only while it is missing).
-            std::thread::sleep(resync.min(Duration::from_secs(2)));
-            return Wake::Resync;
+            // Not mounted yet, or no inotify instance left: poll `..data`.
+            return self.poll(resync);
         };
         match rx.recv_timeout(resync) {
             Ok(()) => {
@@ -106,5 +105,50 @@ impl Watcher {
                 Wake::Changed
             }
         }
+    }
+
+    /// Without a watch (the folder is not mounted yet, or `fs.inotify.max_user_instances`
+    /// is used up, 128 per user by default): look at the `..data` link every 2 s and wake
+    /// only when it changed (or at the resync), retrying the watch each time. An apply
+    /// per look would rewrite the agent's status every 2 s and cost CPU on every node.
+    fn poll(&mut self, resync: Duration) -> Wake {
+        const EVERY: Duration = Duration::from_secs(2);
+        let data = self.dir.join("..data");
+        let seen = std::fs::read_link(&data).ok();
+        let start = std::time::Instant::now();
+        loop {
+            let left = resync.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Wake::Resync;
+            }
+            std::thread::sleep(left.min(EVERY));
+            if std::fs::read_link(&data).ok() != seen {
+                return Wake::Changed;
+            }
+            self.arm();
+            if self.rx.is_some() {
+                // Watching again; a swap between the last look and the watch is caught
+                // by one more comparison.
+                if std::fs::read_link(&data).ok() != seen {
+                    return Wake::Changed;
+                }
+                return self.wait(resync.saturating_sub(start.elapsed()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_watch_it_waits_for_the_resync_instead_of_waking_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = Watcher::new(&tmp.path().join("not-mounted-yet"));
+        let t0 = std::time::Instant::now();
+        assert_eq!(w.wait(Duration::from_millis(300)), Wake::Resync);
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert!(t0.elapsed() < Duration::from_secs(2));
     }
 }

@@ -8,6 +8,7 @@ pub mod compile;
 pub mod config;
 pub mod diag;
 pub mod docs;
+pub mod failpoint;
 pub mod git;
 pub mod history;
 pub mod init;

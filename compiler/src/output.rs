@@ -5,6 +5,13 @@
 //! so readers see either the old output or the new one, never a mix. Where the file
 //! system cannot exchange, two renames are used (a reader may then briefly find no
 //! folder, but never a partial one).
+//!
+//! The staging folder is `.<out>.catrust-<pid>-<random>`. A build that was killed
+//! mid-write leaves its staging folder behind; the next build removes every such
+//! folder whose process is gone (never one of a build still running).
+//!
+//! Failpoints (test-only `failpoints` feature, see `failpoint`): `output.after_file`
+//! after each staged file is written and fsynced.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -59,8 +66,9 @@ pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), OutputError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
+    remove_stale_staging(&parent, &base);
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{base}.catrust-"))
+        .prefix(&format!(".{base}.catrust-{}-", std::process::id()))
         .tempdir_in(&parent)
         .map_err(io(&parent))?;
     for (rel, bytes) in &rendered.files {
@@ -74,6 +82,7 @@ pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), OutputError> {
         if rel.ends_with(".sh") {
             set_executable(&path)?;
         }
+        crate::failpoint::hit("output.after_file").map_err(io(&path))?;
     }
     sync_dirs(staging.path())?;
     let staged = staging.keep();
@@ -86,6 +95,30 @@ pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), OutputError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes the staging folders (`.<base>.catrust-<pid>-*`, and their `.old` form) that
+/// builds killed mid-write left in `parent`. A folder whose process still runs is left
+/// alone; so are names without a pid (nothing to tell whether they are in use).
+fn remove_stale_staging(parent: &Path, base: &str) {
+    let prefix = format!(".{base}.catrust-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn set_executable(path: &Path) -> Result<(), OutputError> {

@@ -189,6 +189,21 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn start(flags: &[String], extra: &[&str]) -> Self {
+        Self::start_logging(flags, extra, None)
+    }
+
+    /// [`RunningAgent::start`], with the agent's stderr (its log) appended to `log`.
+    pub fn start_logging(flags: &[String], extra: &[&str], log: Option<&Path>) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("open the agent log"),
+            ),
+            None => Stdio::null(),
+        };
         let port = free_port();
         let child = Command::new(bin("catrust-agent"))
             .arg("run")
@@ -198,7 +213,7 @@ impl RunningAgent {
             .env_remove("CATRUST_EXPECTED_SHA256")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start catrust-agent run");
         let agent = RunningAgent {
