@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::config::TrustConfig;
+use crate::config::{AgentTarget, AksTarget, TrustConfig};
 use crate::history::{format_utc, Removal, Verdict};
 use crate::load::Loaded;
 
@@ -130,43 +130,59 @@ fn distrust(c: Option<&TrustConfig>) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<Change>) {
-    let aks = |c: Option<&TrustConfig>| c.and_then(|c| c.targets.aks.clone());
-    let (fa, ta) = (aks(from), aks(to));
-    let declared = |b: bool| if b { "declared" } else { "absent" }.to_string();
-    push(
-        out,
-        "targets.aks".into(),
-        declared(fa.is_some()),
-        declared(ta.is_some()),
-    );
-    if let (Some(f), Some(t)) = (&fa, &ta) {
-        push(
-            out,
-            "targets.aks.resourceGroup".into(),
-            f.resource_group.value.clone(),
-            t.resource_group.value.clone(),
-        );
-        push(
-            out,
-            "targets.aks.cluster".into(),
-            f.cluster.value.clone(),
-            t.cluster.value.clone(),
-        );
-        push(
-            out,
-            "targets.aks.certificatesFile".into(),
-            f.certificates_file.value.to_string(),
-            t.certificates_file.value.to_string(),
-        );
-        push(
-            out,
-            "targets.aks.secret".into(),
-            f.secret.value.to_string(),
-            t.secret.value.to_string(),
-        );
+/// A setting of a target, as the plan names it and shows its value.
+type Setting<T> = (&'static str, fn(&T) -> String);
+
+const AKS_SETTINGS: &[Setting<AksTarget>] = &[
+    ("resourceGroup", |a| a.resource_group.value.clone()),
+    ("cluster", |a| a.cluster.value.clone()),
+    ("certificatesFile", |a| {
+        a.certificates_file.value.to_string()
+    }),
+    ("secret", |a| a.secret.value.to_string()),
+];
+
+const AGENT_SETTINGS: &[Setting<AgentTarget>] = &[
+    ("namespace", |a| a.namespace.value.clone()),
+    ("image", |a| a.image.value.clone()),
+    ("containerd", |a| a.containerd.value.as_str().into()),
+    ("maxUnavailable", |a| a.max_unavailable.value.to_string()),
+    ("poolLabel", |a| a.pool_label.value.clone()),
+    ("nodeSelector", |a| {
+        let pairs: Vec<String> = a
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.value, v.value))
+            .collect();
+        list(&pairs)
+    }),
+    ("hostExec", |a| a.host_exec.value.as_str().into()),
+];
+
+/// Whether a target is declared, and each of its settings that changed.
+fn target<T>(
+    out: &mut Vec<Change>,
+    prefix: &str,
+    settings: &[Setting<T>],
+    from: Option<&T>,
+    to: Option<&T>,
+) {
+    let declared = |t: Option<&T>| if t.is_some() { "declared" } else { "absent" }.to_string();
+    push(out, prefix.into(), declared(from), declared(to));
+    if let (Some(f), Some(t)) = (from, to) {
+        for (name, value) in settings {
+            push(out, format!("{prefix}.{name}"), value(f), value(t));
+        }
     }
-    let pools = |a: &Option<crate::config::AksTarget>| -> BTreeMap<String, String> {
+}
+
+fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<Change>) {
+    let (fa, ta) = (
+        from.and_then(|c| c.targets.aks.as_ref()),
+        to.and_then(|c| c.targets.aks.as_ref()),
+    );
+    target(out, "targets.aks", AKS_SETTINGS, fa, ta);
+    let pools = |a: Option<&AksTarget>| -> BTreeMap<String, String> {
         a.iter()
             .flat_map(|a| &a.node_pools)
             .map(|p| {
@@ -179,7 +195,7 @@ fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<C
             })
             .collect()
     };
-    let (fp, tp) = (pools(&fa), pools(&ta));
+    let (fp, tp) = (pools(fa), pools(ta));
     for name in fp.keys().chain(tp.keys()).collect::<BTreeSet<_>>() {
         push(
             out,
@@ -188,58 +204,13 @@ fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<C
             tp.get(name).cloned().unwrap_or_else(|| "(no pool)".into()),
         );
     }
-    let agent = |c: Option<&TrustConfig>| c.and_then(|c| c.targets.agent.clone());
-    let (fg, tg) = (agent(from), agent(to));
-    push(
+    target(
         out,
-        "targets.agent".into(),
-        declared(fg.is_some()),
-        declared(tg.is_some()),
+        "targets.agent",
+        AGENT_SETTINGS,
+        from.and_then(|c| c.targets.agent.as_ref()),
+        to.and_then(|c| c.targets.agent.as_ref()),
     );
-    if let (Some(f), Some(t)) = (&fg, &tg) {
-        push(
-            out,
-            "targets.agent.namespace".into(),
-            f.namespace.value.clone(),
-            t.namespace.value.clone(),
-        );
-        push(
-            out,
-            "targets.agent.image".into(),
-            f.image.value.clone(),
-            t.image.value.clone(),
-        );
-        push(
-            out,
-            "targets.agent.containerd".into(),
-            f.containerd.value.as_str().into(),
-            t.containerd.value.as_str().into(),
-        );
-        push(
-            out,
-            "targets.agent.maxUnavailable".into(),
-            f.max_unavailable.value.to_string(),
-            t.max_unavailable.value.to_string(),
-        );
-        push(
-            out,
-            "targets.agent.poolLabel".into(),
-            f.pool_label.value.clone(),
-            t.pool_label.value.clone(),
-        );
-        let sel = |a: &crate::config::AgentTarget| {
-            a.node_selector
-                .iter()
-                .map(|(k, v)| format!("{}={}", k.value, v.value))
-                .collect::<Vec<_>>()
-        };
-        push(
-            out,
-            "targets.agent.nodeSelector".into(),
-            list(&sel(f)),
-            list(&sel(t)),
-        );
-    }
 }
 
 /// The difference between `from` and `to`, with the CT401 verdicts of `removed`
@@ -717,5 +688,26 @@ mod tests {
         let p = diff((&r("HEAD"), &s), (&r("working tree"), &s), Vec::new(), 0);
         assert!(p.effects.is_empty());
         assert!(human(&p).contains("No changes."));
+    }
+
+    #[test]
+    fn every_agent_setting_change_is_planned_including_host_exec() {
+        let from = state("    - name: a\n      file: a.pem\n", AGENT);
+        let to = state(
+            "    - name: a\n      file: a.pem\n",
+            &format!("{AGENT}      hostExec: chroot\n      poolLabel: pool\n"),
+        );
+        let p = diff(
+            (&r("HEAD"), &from),
+            (&r("working tree"), &to),
+            Vec::new(),
+            0,
+        );
+        let fields: Vec<&str> = p.targets_changed.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["targets.agent.poolLabel", "targets.agent.hostExec"]
+        );
+        assert!(p.effects.iter().any(|e| e.output == "agent-daemonset"));
     }
 }
