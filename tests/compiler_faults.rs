@@ -4,11 +4,10 @@
 //! [`catrust_tests::failpoint_bin`] (test-only `failpoints` feature).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use catrust_tests::{bin, failpoint_bin, run, snapshot_tree, workspace_root};
+use catrust_tests::{bin, failpoint_bin, run, snapshot_tree, spawn_paused_at, workspace_root};
 
 /// `examples/basic` copied into `<tmp>/repo`, output to `<tmp>/repo/gen/out`.
 struct Repo {
@@ -162,25 +161,11 @@ fn disk_full_mid_write_keeps_the_previous_output_and_leaves_no_temp_folder() {
 fn killed_mid_write_keeps_the_previous_output_and_the_next_build_cleans_up() {
     let r = Repo::new();
     let before = first_build(&r);
-    let mut child = r
-        .build_cmd(failpoint_bin("catrust"))
-        .env("CATRUST_FAILPOINTS", "output.after_file=sleep(30000)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the build never reached the failpoint"
-        );
-        if line.contains("failpoint output.after_file") {
-            break;
-        }
-    }
+    let (mut child, _stderr) = spawn_paused_at(
+        &mut r.build_cmd(failpoint_bin("catrust")),
+        "output.after_file",
+        30_000,
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(

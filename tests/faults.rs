@@ -6,10 +6,10 @@
 //! Debian root with the real `update-ca-certificates` (no Mozilla set: 0.1 s a refresh).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use catrust_bundle::ContainerdPolicy;
@@ -18,7 +18,7 @@ use catrust_tests::host::{diff, Node, TestHost};
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::node::{check_debian_node, DEBIAN_AGENT_ANCHORS};
 use catrust_tests::pki::{make_ca, Issued};
-use catrust_tests::{failpoint_bin, run};
+use catrust_tests::{failpoint_bin, run, spawn_paused_at};
 
 const REGISTRY: &str = "registry.corp:5000";
 const FOREIGN_ANCHOR: &str = "usr/local/share/ca-certificates/foreign-root.crt";
@@ -440,25 +440,7 @@ fn read_only_anchors_folder_keeps_the_old_trust_then_converges() {
 fn bundle_swapped_mid_read_installs_one_whole_version() {
     let f = fixture();
     f.vol.write(&f.a.0);
-    let mut child = f
-        .apply_cmd()
-        .env("CATRUST_FAILPOINTS", "bundle.read_mid=sleep(700)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the agent never reached the failpoint"
-        );
-        if line.contains("failpoint bundle.read_mid") {
-            break;
-        }
-    }
+    let (mut child, mut stderr) = spawn_paused_at(&mut f.apply_cmd(), "bundle.read_mid", 700);
     // Paused after the first file of A: publish B (A's folder is removed, as kubelet does).
     f.vol.write(&f.b.0);
     let mut rest = String::new();

@@ -71,6 +71,42 @@ pub fn failpoint_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Starts `cmd` (a failpoint binary) with `CATRUST_FAILPOINTS=<failpoint>=sleep(ms)`
+/// and returns once it has reached the failpoint and is paused there (its stderr says
+/// so), for a test to act on it mid-flight: kill it, or change what it reads. The rest
+/// of its stderr comes with it (keep it open: the child may still write there).
+// The caller owns (and waits for) the returned child; every other path kills and waits.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_paused_at(
+    cmd: &mut Command,
+    failpoint: &str,
+    ms: u64,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("CATRUST_FAILPOINTS", format!("{failpoint}=sleep({ms})"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("{cmd:?} never reached the failpoint {failpoint} ({status:?})");
+        }
+        if line.contains(&format!("failpoint {failpoint}")) {
+            return (child, stderr);
+        }
+    }
+}
+
 /// The repository root (where the workspace Cargo.toml is).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
