@@ -12,6 +12,7 @@ pub mod k8s;
 pub mod kubelet;
 pub mod node;
 pub mod pki;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
