@@ -1,13 +1,13 @@
 //! Fault injection into `catrust build --out`: the previous output folder stays intact
 //! whatever happens to a build (an unwritable parent, a full disk, a kill mid-write),
-//! and nothing a failed build staged is left behind for long. The failpoint binary is
-//! [`catrust_tests::failpoint_bin`] (test-only `failpoints` feature).
+//! and nothing a failed build staged is left behind for long. Failpoints are in every
+//! dev build (`catrust-failpoints`), so the binary is the one every test uses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use catrust_tests::{bin, failpoint_bin, run, snapshot_tree, spawn_paused_at, workspace_root};
+use catrust_tests::{bin, run, snapshot_tree, spawn_paused_at, workspace_root};
 
 /// `examples/basic` copied into `<tmp>/repo`, output to `<tmp>/repo/gen/out`.
 struct Repo {
@@ -137,7 +137,7 @@ fn disk_full_mid_write_keeps_the_previous_output_and_leaves_no_temp_folder() {
     let r = Repo::new();
     let before = first_build(&r);
     let out = run(r
-        .build_cmd(failpoint_bin("catrust"))
+        .build_cmd(bin("catrust"))
         .env("CATRUST_FAILPOINTS", "output.after_file=enospc"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -162,7 +162,7 @@ fn killed_mid_write_keeps_the_previous_output_and_the_next_build_cleans_up() {
     let r = Repo::new();
     let before = first_build(&r);
     let (mut child, _stderr) = spawn_paused_at(
-        &mut r.build_cmd(failpoint_bin("catrust")),
+        &mut r.build_cmd(bin("catrust")),
         "output.after_file",
         30_000,
     );

@@ -1,6 +1,5 @@
 //! Fault injection into the real `catrust-agent`: crashes after every step of an apply
-//! (named failpoints, test-only `failpoints` feature, binary from
-//! [`catrust_tests::failpoint_bin`]), a failing and a hanging refresh, a corrupt or lost
+//! (named failpoints, present in every dev build: `catrust-failpoints`), a failing and a hanging refresh, a corrupt or lost
 //! record, a read-only anchors folder, a bundle swapped mid-read and a flapping bundle.
 //! Each test's name and doc state the invariant it checks. Every node is a throwaway
 //! Debian root with the real `update-ca-certificates` (no Mozilla set: 0.1 s a refresh).
@@ -18,7 +17,7 @@ use catrust_tests::host::{diff, Node, TestHost};
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::node::{check_debian_node, DEBIAN_AGENT_ANCHORS};
 use catrust_tests::pki::{make_ca, Issued};
-use catrust_tests::{failpoint_bin, run, spawn_paused_at};
+use catrust_tests::{bin, run, spawn_paused_at};
 
 const REGISTRY: &str = "registry.corp:5000";
 const FOREIGN_ANCHOR: &str = "usr/local/share/ca-certificates/foreign-root.crt";
@@ -90,7 +89,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn apply_cmd(&self) -> Command {
-        let mut cmd = Command::new(failpoint_bin("catrust-agent"));
+        let mut cmd = Command::new(bin("catrust-agent"));
         cmd.args(["apply", "--once"])
             .args(&self.flags)
             .current_dir(self.h.root())

@@ -9,6 +9,9 @@ pub mod config;
 pub mod diag;
 pub mod docs;
 pub mod failpoint;
+/// The git edge (libgit2): behind the default `git` feature, which the Argo CD plugin
+/// turns off (it reads the checked-out folder Argo CD gives it, never a repository).
+#[cfg(feature = "git")]
 pub mod git;
 pub mod history;
 pub mod init;

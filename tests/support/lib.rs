@@ -46,33 +46,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// Path of `catrust` or `catrust-agent` built with the test-only `failpoints` feature.
-/// They are built once per test process into their own target folder
-/// (`target/failpoints`), so the binaries every other test (and a release) uses never
-/// contain failpoints. Always the dev profile: the feature does not compile in release.
-pub fn failpoint_bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let target = workspace_root().join("target/failpoints");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bins"])
-            .args(["-p", "catrust-agent", "-p", "catrust"])
-            .args(["--features", "catrust-agent/failpoints,catrust/failpoints"])
-            .arg("--target-dir")
-            .arg(&target)
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build for the failpoint binaries");
-        assert!(status.success(), "cargo build --features failpoints failed");
-        target.join("debug")
-    });
-    let path = dir.join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
-/// Starts `cmd` (a failpoint binary) with `CATRUST_FAILPOINTS=<failpoint>=sleep(ms)`
+/// Starts `cmd` (a dev build of `catrust` or `catrust-agent`, which has failpoints) with `CATRUST_FAILPOINTS=<failpoint>=sleep(ms)`
 /// and returns once it has reached the failpoint and is paused there (its stderr says
 /// so), for a test to act on it mid-flight: kill it, or change what it reads. The rest
 /// of its stderr comes with it (keep it open: the child may still write there).

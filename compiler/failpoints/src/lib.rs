@@ -17,10 +17,11 @@
 //! Each hit of a configured failpoint is announced on stderr as `failpoint NAME: ACTION`
 //! before it acts, so a test knows the process got there.
 //!
-//! This crate is linked only by the test-only `failpoints` feature of `catrust` and
-//! `catrust-agent`; without that feature their `hit` is an inlined `Ok(())` and the
-//! environment variable is never read. Both crates refuse to compile with the feature
-//! on and debug assertions off (a release build), so a release binary cannot contain it.
+//! Failpoints exist only in builds with debug assertions (the dev profile every test
+//! uses): with debug assertions off (`cargo build --release`, the Dockerfiles) [`hit`]
+//! is an inlined `Ok(())` and the environment variable is never read, so a release
+//! binary cannot contain one. The test binaries are the ordinary dev builds: the fault
+//! tests need no second build of the workspace.
 #![forbid(unsafe_code)]
 
 use std::sync::OnceLock;
@@ -66,6 +67,7 @@ pub fn parse(spec: &str) -> Result<Vec<(String, Action)>, String> {
     Ok(out)
 }
 
+#[cfg(debug_assertions)]
 fn active() -> &'static [(String, Action)] {
     static ACTIVE: OnceLock<Vec<(String, Action)>> = OnceLock::new();
     ACTIVE.get_or_init(|| {
@@ -78,7 +80,15 @@ fn active() -> &'static [(String, Action)] {
     })
 }
 
+/// The failpoint `name`: a no-op without debug assertions (a release build).
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn hit(_name: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The failpoint `name`: acts as configured, or returns `Ok(())`.
+#[cfg(debug_assertions)]
 pub fn hit(name: &str) -> std::io::Result<()> {
     let Some((_, action)) = active().iter().find(|(n, _)| n == name) else {
         return Ok(());
