@@ -45,7 +45,7 @@ import json, sys
 try:
     import jsonschema
 except ImportError:
-    sys.exit("the PyPI package jsonschema is missing: pip install jsonschema (or run .ci/run)")
+    sys.exit("the PyPI package jsonschema is missing: pip install jsonschema (or run tests/run.sh)")
 schema = json.load(open(sys.argv[1]))
 validator = jsonschema.Draft4Validator(schema)
 bad = 0

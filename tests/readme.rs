@@ -58,8 +58,15 @@ fn every_catrust_build_line_of_the_readme_runs() {
         "the README shows at least the basic, AKS and agent builds"
     );
     assert!(readme.contains("cargo run -p catrust -- build -f examples/basic/trust.yaml --out out"));
-    assert!(readme.contains("cargo test --workspace --locked"));
+    // The test command: README shows it, it runs the whole workspace, and CI runs it.
+    assert!(readme.contains("```sh\ntests/run.sh\n```"));
+    assert!(
+        std::fs::read_to_string(workspace_root().join("tests/run.sh"))
+            .unwrap()
+            .contains("exec cargo test --workspace --locked")
+    );
     assert!(std::fs::read_to_string(workspace_root().join(".ci/run"))
         .unwrap()
-        .contains("cargo test --workspace --locked"));
+        .lines()
+        .any(|l| l.trim() == "tests/run.sh"));
 }

@@ -104,7 +104,9 @@ pub fn require_tool(tool: &str, debian_package: &str) -> PathBuf {
         })
     };
     found.unwrap_or_else(|| {
-        panic!("`{tool}` is not installed: apt-get install -y {debian_package} (or run .ci/run)")
+        panic!(
+            "`{tool}` is not installed: apt-get install -y {debian_package} (or run tests/run.sh)"
+        )
     })
 }
 

@@ -44,7 +44,7 @@ import json, sys
 try:
     import jsonschema
 except ImportError:
-    sys.exit("the PyPI package jsonschema is missing: pip install jsonschema (or run .ci/run)")
+    sys.exit("the PyPI package jsonschema is missing: pip install jsonschema (or run tests/run.sh)")
 schema = json.load(open(sys.argv[1]))
 cls = jsonschema.validators.validator_for(schema)
 cls.check_schema(schema)
