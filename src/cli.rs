@@ -1,4 +1,4 @@
-//! Subcommands. Exit codes (CONTRACT section 2): 0 success, 1 the input is wrong,
+//! Subcommands. Exit codes (docs/contract.md §2): 0 success, 1 the input is wrong,
 //! 2 the invocation or environment is wrong. On 1 or 2 nothing is written.
 
 use std::io::{IsTerminal, Write};

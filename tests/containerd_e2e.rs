@@ -572,7 +572,7 @@ fn rotation_keeps_pulls_working() {
     w.pull_fails_unknown_authority();
 }
 
-/// CONTRACT §5: "A distrust restarts containerd under `registries-only` too (a running
+/// docs/contract.md §5: "A distrust restarts containerd under `registries-only` too (a running
 /// containerd keeps trusting the roots it loaded)" — also when the distrusted CA is one
 /// the agent had installed itself and now removes. A containerd that loaded the system
 /// roots while that CA was in the store (here: restarted, as after a reboot) must be

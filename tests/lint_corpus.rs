@@ -255,7 +255,7 @@ fn every_corpus_case_reports_its_codes_and_writes_nothing() {
     );
 }
 
-/// Every rule family of CONTRACT section 6 that a bad input can trigger has a case
+/// Every rule family of docs/contract.md §6 that a bad input can trigger has a case
 /// (CT401 needs git history and CT403 a stale render: they have their own tests).
 #[test]
 fn the_corpus_covers_every_input_rule() {

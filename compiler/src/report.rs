@@ -136,7 +136,7 @@ struct JsonReport<'a> {
     summary: JsonSummary,
 }
 
-/// `lint --format json`, as CONTRACT section 2 specifies.
+/// `lint --format json`, as docs/contract.md §2 specifies.
 pub fn json(diagnostics: &[Diagnostic], sources: &Sources) -> String {
     let findings = diagnostics
         .iter()
