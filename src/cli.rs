@@ -378,7 +378,8 @@ fn lint(file: &Path, format: LintFormat, deny_warnings: bool, input: git::Input)
             catrust::diag::sort(&mut diagnostics);
         }
         Ok(_) => {}
-        Err(e) => return usage_error(e),
+        // The same wording as `build` (compile::Error's "git: …").
+        Err(e) => return usage_error(compile::Error::from(e)),
     }
     match format {
         LintFormat::Human => {

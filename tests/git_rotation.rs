@@ -696,3 +696,42 @@ fn outside_git_the_rule_is_skipped_and_git_flags_are_usage_errors() {
     let o = catrust(dir.path(), &["build", "--stdout"], None);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("source-commit"));
 }
+
+/// A repository whose history cannot be read (an old commit's tree object is gone) is
+/// an invocation error (exit 2) worded once, the same way by `lint` and `build`.
+#[test]
+fn unreadable_history_is_one_git_error_for_lint_and_build() {
+    let p = Pki::new(&["old", "new"]);
+    let t0 = gitrepo::now() - 10 * DAY;
+    let g = GitRepo::init();
+    g.write("certs/old.pem", p.pem("old"));
+    g.write("certs/new.pem", p.pem("new"));
+    let both = [
+        ("old", "certs/old.pem", None),
+        ("new", "certs/new.pem", Some("old")),
+    ];
+    g.write("trust.yaml", trust(&both, &[]));
+    let first = g.commit_all("both", t0);
+    g.write("README.md", "docs\n");
+    g.commit_all("docs", t0 + DAY);
+    // The working tree removes `old`: dating `new` walks back to the first commit.
+    g.write("trust.yaml", trust(&[("new", "certs/new.pem", None)], &[]));
+    let tree = git2::Repository::open(g.path())
+        .unwrap()
+        .find_commit(first)
+        .unwrap()
+        .tree_id()
+        .to_string();
+    std::fs::remove_file(g.join(&format!(".git/objects/{}/{}", &tree[..2], &tree[2..]))).unwrap();
+
+    let lint = catrust(g.path(), &["lint"], None);
+    let build = catrust(g.path(), &["build", "--out", "out"], None);
+    for o in [&lint, &build] {
+        assert_eq!(o.status.code(), Some(2), "{}", text(o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.starts_with("error: git: "), "{stderr}");
+        assert!(!stderr.contains("git: git:"), "{stderr}");
+    }
+    assert_eq!(lint.stderr, build.stderr);
+    assert!(!g.join("out").exists());
+}

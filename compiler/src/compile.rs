@@ -42,8 +42,10 @@ pub enum Error {
     Config(#[from] SourceError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// Reading git history for the build context (CT401, provenance) failed.
+    #[cfg(feature = "git")]
     #[error("git: {0}")]
-    Git(String),
+    Git(#[from] crate::git::GitError),
 }
 
 /// What a build learns beyond the files: findings that need more than the loaded state
@@ -73,10 +75,10 @@ pub fn build(request: &Request) -> Result<Outcome, Error> {
 /// to add findings (CT401) and the provenance; an `Err` is an invocation error.
 pub fn build_with(
     request: &Request,
-    context: &dyn Fn(&Loaded) -> Result<Context, String>,
+    context: &dyn Fn(&Loaded) -> Result<Context, Error>,
 ) -> Result<Outcome, Error> {
     let loaded = load::load(request.source, request.config_path)?;
-    let extra = context(&loaded).map_err(Error::Git)?;
+    let extra = context(&loaded)?;
     let mut diagnostics = lint::lint(&loaded, request.now);
     if !extra.diagnostics.is_empty() {
         diagnostics.extend(extra.diagnostics);

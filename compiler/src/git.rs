@@ -19,15 +19,20 @@ use git2::{ObjectType, Oid, Repository};
 use crate::history::Seen;
 use crate::source::{repo_dir, repo_join, Source, SourceError};
 
-/// A git failure: the invocation or environment is wrong (exit 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct GitError(pub String);
-
-impl From<git2::Error> for GitError {
-    fn from(e: git2::Error) -> Self {
-        GitError(e.message().to_string())
-    }
+/// A git failure: the invocation or environment is wrong (exit 2). Keeps libgit2's
+/// error as the source; the message is libgit2's, without its class and code.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{}", .0.message())]
+    Libgit2(#[from] git2::Error),
+    #[error("unknown revision `{rev}`: {}", .source.message())]
+    UnknownRevision {
+        rev: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("`{0}` does not name a commit")]
+    NotACommit(String),
 }
 
 const LINK_MODE: i32 = 0o120000;
@@ -65,13 +70,16 @@ impl Repo {
 
     /// `REV` (anything `git rev-parse` takes) as a commit.
     pub fn commit(&self, rev: &str) -> Result<git2::Commit<'_>, GitError> {
-        let object = self
-            .repo
-            .revparse_single(rev)
-            .map_err(|e| GitError(format!("unknown revision `{rev}`: {}", e.message())))?;
+        let object =
+            self.repo
+                .revparse_single(rev)
+                .map_err(|source| GitError::UnknownRevision {
+                    rev: rev.to_owned(),
+                    source,
+                })?;
         object
             .peel_to_commit()
-            .map_err(|_| GitError(format!("`{rev}` does not name a commit")))
+            .map_err(|_| GitError::NotACommit(rev.to_owned()))
     }
 
     /// `HEAD` as a commit; `None` on a branch with no commit yet.

@@ -178,22 +178,20 @@ pub(super) fn rotation_findings(
     opened: &Opened,
     loaded: &Loaded,
     now: i64,
-) -> Result<Vec<Diagnostic>, String> {
+) -> Result<Vec<Diagnostic>, git::GitError> {
     let Some(repo) = &opened.repo else {
         return Ok(Vec::new());
     };
-    let rotation = opened
-        .with_side(|side| {
-            git::rotation(
-                repo,
-                loaded,
-                side,
-                &opened.config_path,
-                now,
-                &opened.shown_root,
-            )
-        })
-        .map_err(|e| format!("git: {e}"))?;
+    let rotation = opened.with_side(|side| {
+        git::rotation(
+            repo,
+            loaded,
+            side,
+            &opened.config_path,
+            now,
+            &opened.shown_root,
+        )
+    })?;
     Ok(rotation.diagnostics(loaded))
 }
 
@@ -206,7 +204,7 @@ pub(super) fn build_context(
     loaded: &Loaded,
     now: i64,
     recorded: Option<(Option<String>, bool)>,
-) -> Result<Context, String> {
+) -> Result<Context, catrust::compile::Error> {
     let diagnostics = rotation_findings(opened, loaded, now)?;
     let (commit, dirty) = match (recorded, &opened.repo) {
         (Some(r), _) => r,
