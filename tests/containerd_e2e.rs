@@ -390,8 +390,9 @@ fn registry_ca_needs_no_restart_and_distrust_revokes_it() {
         node_hosts_toml(&host),
         "the node's own hosts.toml is restored byte for byte"
     );
-    // The CA leaves certs.d and the node's store. (containerd is not restarted here: the
-    // agent counts only system CAs as newly distrusted; see the ignored test below.)
+    // The CA leaves certs.d and the node's store. (The restart a distrust of a CA the
+    // agent installed owes containerd is checked by
+    // `distrust_of_an_agent_installed_ca_reaches_a_running_containerd` below.)
     assert!(!w.node_store_trusts(&leaf));
     w.step("  the CA left certs.d and the node's store");
     w.pull_fails_unknown_authority();

@@ -11,8 +11,9 @@
 //!   DaemonSet pod template and is what the agent's readiness is measured against;
 //! - the verification of a bundle read from disk ([`verify`]).
 //!
-//! This crate deliberately depends on nothing but serde, sha2 and base64: the agent must
-//! stay a small static binary that links no git, templating or lint code.
+//! This crate deliberately depends only on serde (+ serde_json), sha2, hex, base64 and
+//! thiserror: the agent must stay a small static binary that links no git, templating,
+//! X.509 or lint code.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
