@@ -36,6 +36,19 @@ struct Plugin {
     parameters: Vec<(&'static str, &'static str)>,
 }
 
+/// An Application's plugin section.
+fn plugin(
+    name: Option<&'static str>,
+    env: &[(&'static str, &'static str)],
+    parameters: &[(&'static str, &'static str)],
+) -> Option<Plugin> {
+    Some(Plugin {
+        name,
+        env: env.to_vec(),
+        parameters: parameters.to_vec(),
+    })
+}
+
 /// The environment the repo-server sends the cmp-server for an Application, as
 /// argoproj/argo-cd v3.5.1 builds it (`reposerver/repository/repository.go`): `newEnv`
 /// (ARGOCD_APP_*), then `getPluginEnvs` adds KUBE_VERSION and KUBE_API_VERSIONS and
@@ -287,56 +300,35 @@ fn every_application_shape_renders_or_fails_as_argo_cd_runs_the_plugin() {
     let named = Some("catrust-v1");
     let shapes: Vec<(&str, &str, Option<Plugin>)> = vec![
         ("plugin: {}", "clusters/prod", Some(Plugin::default())),
-        (
-            "named",
-            "clusters/prod",
-            Some(Plugin {
-                name: named,
-                ..Default::default()
-            }),
-        ),
+        ("named", "clusters/prod", plugin(named, &[], &[])),
         (
             "plugin env",
             "clusters/prod",
-            Some(Plugin {
-                name: named,
-                env: vec![("CATRUST_TARGET", "agent")],
-                ..Default::default()
-            }),
+            plugin(named, &[("CATRUST_TARGET", "agent")], &[]),
         ),
         (
             "plugin env, lower case, no prefix",
             "clusters/prod",
-            Some(Plugin {
-                env: vec![("target", "all")],
-                ..Default::default()
-            }),
+            plugin(None, &[("target", "all")], &[]),
         ),
         (
             "parameters",
             "clusters/prod",
-            Some(Plugin {
-                name: named,
-                parameters: vec![("target", "agent"), ("deny-warnings", "false")],
-                ..Default::default()
-            }),
+            plugin(
+                named,
+                &[],
+                &[("target", "agent"), ("deny-warnings", "false")],
+            ),
         ),
         (
             "file, named, app folder without trust.yaml",
             "clusters/edge",
-            Some(Plugin {
-                name: named,
-                parameters: vec![("file", "../shared/trust.yaml")],
-                ..Default::default()
-            }),
+            plugin(named, &[], &[("file", "../shared/trust.yaml")]),
         ),
         (
             "file as plugin env, unnamed",
             "clusters/edge",
-            Some(Plugin {
-                env: vec![("CATRUST_FILE", "../shared/trust.yaml")],
-                ..Default::default()
-            }),
+            plugin(None, &[("CATRUST_FILE", "../shared/trust.yaml")], &[]),
         ),
     ];
     for (label, path, plugin) in &shapes {
@@ -353,33 +345,15 @@ fn every_application_shape_renders_or_fails_as_argo_cd_runs_the_plugin() {
         other => panic!("{path} {plugin:?}: {other:?}"),
     };
     // A bad value reaches generate (discovery only looks at `file`), which names it.
-    let e = failed(
-        "clusters/prod",
-        Some(Plugin {
-            name: named,
-            parameters: vec![("target", "gke")],
-            ..Default::default()
-        }),
-    );
+    let e = failed("clusters/prod", plugin(named, &[], &[("target", "gke")]));
     assert_eq!(e, "catrust: target `gke` is not one of all, aks, agent\n");
     // `aks` is valid but not declared in this trust.yaml.
-    let e = failed(
-        "clusters/prod",
-        Some(Plugin {
-            name: named,
-            parameters: vec![("target", "aks")],
-            ..Default::default()
-        }),
-    );
+    let e = failed("clusters/prod", plugin(named, &[], &[("target", "aks")]));
     assert!(e.contains("aks"), "{e}");
     // No trust file where `file` points: the named plugin is rejected by its own rule.
     let e = failed(
         "clusters/edge",
-        Some(Plugin {
-            name: named,
-            parameters: vec![("file", "../nowhere/trust.yaml")],
-            ..Default::default()
-        }),
+        plugin(named, &[], &[("file", "../nowhere/trust.yaml")]),
     );
     assert_eq!(
         e,
@@ -390,21 +364,11 @@ fn every_application_shape_renders_or_fails_as_argo_cd_runs_the_plugin() {
     // `file` may not leave the repository.
     let e = failed(
         "clusters/prod",
-        Some(Plugin {
-            name: named,
-            parameters: vec![("file", "../../../trust.yaml")],
-            ..Default::default()
-        }),
+        plugin(named, &[], &[("file", "../../../trust.yaml")]),
     );
     assert!(e.starts_with("could not find cmp-server plugin"), "{e}");
     // The plugin's name is `<metadata.name>-<spec.version>`.
-    let e = failed(
-        "clusters/prod",
-        Some(Plugin {
-            name: Some("catrust"),
-            ..Default::default()
-        }),
-    );
+    let e = failed("clusters/prod", plugin(Some("catrust"), &[], &[]));
     assert!(e.contains("\"catrust\""), "{e}");
     // A folder without trust.yaml and no plugin section is not a catrust app.
     assert!(matches!(
@@ -433,12 +397,9 @@ fn the_discovery_rule_prints_the_trust_file_it_found_and_nothing_otherwise() {
         found("clusters/prod", Some(&Plugin::default())),
         "clusters/prod/trust.yaml\n"
     );
-    let shared = Plugin {
-        parameters: vec![("file", "../shared/trust.yaml")],
-        ..Default::default()
-    };
+    let shared = plugin(None, &[], &[("file", "../shared/trust.yaml")]);
     assert_eq!(
-        found("clusters/edge", Some(&shared)),
+        found("clusters/edge", shared.as_ref()),
         "clusters/shared/trust.yaml\n"
     );
     assert_eq!(found("clusters/edge", None), "");

@@ -50,21 +50,22 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn app_dir() -> Option<PathBuf> {
-    std::env::current_dir()
+/// The settings (parsed by `parse` from the environment) and the app folder, or
+/// `None` after reporting why not.
+fn read_env<T>(
+    parse: fn(std::env::Vars) -> Result<T, settings::SettingsError>,
+) -> Option<(T, PathBuf)> {
+    let settings = parse(std::env::vars())
+        .map_err(|e| eprintln!("catrust: {e}"))
+        .ok()?;
+    let app_dir = std::env::current_dir()
         .map_err(|e| eprintln!("catrust: cannot read the current folder: {e}"))
-        .ok()
+        .ok()?;
+    Some((settings, app_dir))
 }
 
 fn generate() -> i32 {
-    let settings = match Settings::from_env(std::env::vars()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("catrust: {e}");
-            return 2;
-        }
-    };
-    let Some(app_dir) = app_dir() else {
+    let Some((settings, app_dir)) = read_env(Settings::from_env) else {
         return 2;
     };
     let Some((root, config_path)) = settings.location().locate(&app_dir) else {
@@ -139,14 +140,7 @@ fn generate() -> i32 {
 }
 
 fn discover() -> i32 {
-    let location = match Location::from_env(std::env::vars()) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("catrust: {e}");
-            return 2;
-        }
-    };
-    let Some(app_dir) = app_dir() else {
+    let Some((location, app_dir)) = read_env(Location::from_env) else {
         return 2;
     };
     if let Some(found) = location.discover(&app_dir) {
