@@ -200,28 +200,34 @@ impl Location {
         })
     }
 
-    /// The repository root and trust.yaml's repository path. The cmp-server lays the
-    /// repository out with the app folder at `ARGOCD_APP_SOURCE_PATH` below the root,
-    /// so `file:` paths may reach sibling folders of the app, but not above the repo.
-    /// `None` for a `file` that leaves the repository.
+    /// The root of the files the cmp-server received and trust.yaml's path below it.
+    /// The repo-server sends the repository (or, with
+    /// `--plugin-use-manifest-generate-paths`, the common root of the
+    /// `manifest-generate-paths` annotation) with the app folder at its path below that
+    /// root, which is a tail of `ARGOCD_APP_SOURCE_PATH`; so `file:` paths may reach
+    /// sibling folders of the app inside what was sent, but not above it.
+    /// `None` for a `file` that leaves the root.
     pub fn locate(&self, app_dir: &Path) -> Option<(PathBuf, String)> {
-        let source = self
+        let parts: Vec<&str> = self
             .source_path
             .as_deref()
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty() && *p != ".");
-        let root = source
-            .and_then(|p| {
-                let depth = Path::new(p).components().count();
-                let mut root = app_dir.to_path_buf();
-                for _ in 0..depth {
-                    root = root.parent()?.to_path_buf();
+            .unwrap_or("")
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        // The longest tail of the source path that the app folder ends with.
+        let (root, prefix) = (1..=parts.len())
+            .rev()
+            .find_map(|n| {
+                let tail = parts[parts.len() - n..].join("/");
+                let mut root = app_dir;
+                for _ in 0..n {
+                    root = root.parent()?;
                 }
-                app_dir.ends_with(p).then_some(root)
+                app_dir.ends_with(&tail).then(|| (root.to_path_buf(), tail))
             })
-            .unwrap_or_else(|| app_dir.to_path_buf());
-        let prefix = source.filter(|_| root != app_dir).unwrap_or("");
-        let config = catrust::source::repo_join(prefix, &self.file)?;
+            .unwrap_or_else(|| (app_dir.to_path_buf(), String::new()));
+        let config = catrust::source::repo_join(&prefix, &self.file)?;
         Some((root, config))
     }
 
@@ -374,6 +380,20 @@ mod tests {
         assert_eq!(
             s.location().locate(Path::new("/tmp/repo")),
             Some((PathBuf::from("/tmp/repo"), "trust.yaml".to_string()))
+        );
+        // --plugin-use-manifest-generate-paths with `clusters` as the common root: the
+        // cmp-server has `prod/` and `shared/` only.
+        let s = env(&[
+            ("ARGOCD_APP_SOURCE_PATH", "clusters/prod"),
+            ("PARAM_FILE", "../shared/trust.yaml"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.location().locate(Path::new("/tmp/cmp-1234/prod")),
+            Some((
+                PathBuf::from("/tmp/cmp-1234"),
+                "shared/trust.yaml".to_string()
+            ))
         );
         let s = env(&[
             ("ARGOCD_APP_SOURCE_PATH", "clusters/prod"),
