@@ -1052,3 +1052,96 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
         "{out}"
     );
 }
+
+/// Flux prunes the previous bundle Secret before the rollout is done, and kubelet then
+/// stops updating (or, on a remount, never fills) the volume. Whatever happens to the
+/// bundle folder under a running agent, it never removes trust: the installed anchors
+/// stay byte for byte, the host still trusts the CA, `/readyz` and `status` say why
+/// the node is not ready, and a bundle that comes back is installed again.
+#[test]
+fn a_bundle_folder_that_disappears_or_goes_stale_never_removes_trust() {
+    let p = pki();
+    let h = TestHost::debian();
+    h.refresh();
+    let gen = h.generated_bundle();
+    let s_old = TlsServer::start(&p.leaf_old);
+    let s_new = TlsServer::start(&p.leaf_new);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(h.root(), &vol.dir);
+    let ca = |name, cert| Ca {
+        name,
+        cert,
+        registries: &[],
+    };
+    let (v1, h1) = bundle(&[ca("corp-old", &p.old)], &[], ContainerdPolicy::None);
+    let (v2, h2) = bundle(
+        &[ca("corp-old", &p.old), ca("corp-new", &p.new)],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    let running = RunningAgent::start(&flags, &["--resync", "1s"]);
+    running.wait_readyz(200, Duration::from_secs(10));
+    assert!(s_old.trusted_by(&gen));
+    let installed = snap(&h);
+
+    let keep_trust = |step: &str| {
+        let body = running.wait_readyz(503, Duration::from_secs(10));
+        // Two resyncs later nothing has changed on the host.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(
+            diff(&installed, &snap(&h)),
+            Vec::<String>::new(),
+            "{step}: the host changed"
+        );
+        assert!(
+            s_old.trusted_by(&gen),
+            "{step}: corp-old is no longer trusted"
+        );
+        let st = status(h.root(), Some(&vol.dir));
+        assert_eq!(st["ready"], false, "{step}: {st}");
+        assert_eq!(st["installed"].as_str(), Some(h1.as_str()), "{step}: {st}");
+        let reason = st["reason"].as_str().unwrap_or_default().to_string();
+        assert!(!reason.is_empty(), "{step}: status gives no reason: {st}");
+        eprintln!("{step}: /readyz {body:?}, status reason {reason:?}");
+        reason
+    };
+
+    // The `..data` link is gone (a volume being torn down).
+    std::fs::remove_file(vol.dir.join("..data")).unwrap();
+    keep_trust("..data removed");
+    // The whole bundle folder is gone.
+    std::fs::remove_dir_all(&vol.dir).unwrap();
+    let reason = keep_trust("bundle folder removed");
+    assert!(
+        reason.contains(&vol.dir.display().to_string()),
+        "the reason names the folder: {reason}"
+    );
+    // The folder is back, empty (kubelet re-creating the volume before its Secret
+    // exists): still nothing removed.
+    std::fs::create_dir_all(&vol.dir).unwrap();
+    keep_trust("empty bundle folder");
+
+    // A stale bundle: the folder keeps the old bundle while the pod expects another
+    // (its Secret was pruned before the volume was updated).
+    let vol = SecretVolume::new(&vol.dir);
+    vol.write(&v1);
+    drop(running);
+    let running = RunningAgent::start(&flags, &["--resync", "1s", "--expected-sha256", &h2]);
+    let body = running.wait_readyz(503, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        diff(&installed, &snap(&h)),
+        Vec::<String>::new(),
+        "stale bundle: {body}"
+    );
+    assert!(s_old.trusted_by(&gen));
+
+    // The new bundle arrives: installed within the watch latency.
+    vol.write(&v2);
+    running.wait_readyz(200, Duration::from_secs(10));
+    assert!(s_new.trusted_by(&gen) && s_old.trusted_by(&gen));
+    let st = status(h.root(), Some(&vol.dir));
+    assert_eq!(st["installed"].as_str(), Some(h2.as_str()), "{st}");
+}

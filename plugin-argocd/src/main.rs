@@ -7,6 +7,11 @@
 //!   line per finding to stderr (`file:line:col: error[CODE]: …`), quoting no file
 //!   content, so no certificate or key material reaches the Argo CD UI.
 //! - `parameters` prints the dynamic parameter announcement (JSON).
+//! - `discover` is the plugin's discovery rule (`discover.find.command`): it prints the
+//!   repository path of the trust file `generate` would read (the `file` setting, or
+//!   `trust.yaml`) when that file exists, and nothing otherwise. The cmp-server runs it
+//!   in the app folder with the Application's parameter env and takes non-empty stdout
+//!   for a match, so an Application with `file: ../shared/trust.yaml` is found.
 //!
 //! It calls the `catrust` library directly: no subprocess, no shell, no network.
 #![forbid(unsafe_code)]
@@ -14,24 +19,25 @@
 mod settings;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use catrust::compile::{self, Request};
 use catrust::source::FsSource;
 use catrust::templates::Templates;
 
-use settings::Settings;
+use settings::{Location, Settings};
 
 fn main() {
     let code = match std::env::args().nth(1).as_deref() {
         Some("generate") => generate(),
         Some("parameters") => parameters(),
+        Some("discover") => discover(),
         Some("--version") => {
             println!("argocd-catrust-plugin {}", env!("CARGO_PKG_VERSION"));
             0
         }
         _ => {
-            eprintln!("usage: argocd-catrust-plugin generate|parameters");
+            eprintln!("usage: argocd-catrust-plugin generate|parameters|discover");
             2
         }
     };
@@ -44,22 +50,31 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The settings (parsed by `parse` from the environment) and the app folder, or
+/// `None` after reporting why not.
+fn read_env<T>(
+    parse: fn(std::env::Vars) -> Result<T, settings::SettingsError>,
+) -> Option<(T, PathBuf)> {
+    let settings = parse(std::env::vars())
+        .map_err(|e| eprintln!("catrust: {e}"))
+        .ok()?;
+    let app_dir = std::env::current_dir()
+        .map_err(|e| eprintln!("catrust: cannot read the current folder: {e}"))
+        .ok()?;
+    Some((settings, app_dir))
+}
+
 fn generate() -> i32 {
-    let settings = match Settings::from_env(std::env::vars()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("catrust: {e}");
-            return 2;
-        }
+    let Some((settings, app_dir)) = read_env(Settings::from_env) else {
+        return 2;
     };
-    let app_dir = match std::env::current_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("catrust: cannot read the current folder: {e}");
-            return 2;
-        }
+    let Some((root, config_path)) = settings.location().locate(&app_dir) else {
+        eprintln!(
+            "catrust: file `{}` is outside the repository",
+            settings.file.escape_default()
+        );
+        return 2;
     };
-    let (root, config_path) = settings.locate(&app_dir);
     let source = match FsSource::new(&root, Path::new("")) {
         Ok(s) => s,
         Err(e) => {
@@ -122,6 +137,16 @@ fn generate() -> i32 {
             2
         }
     }
+}
+
+fn discover() -> i32 {
+    let Some((location, app_dir)) = read_env(Location::from_env) else {
+        return 2;
+    };
+    if let Some(found) = location.discover(&app_dir) {
+        println!("{}", found.escape_default());
+    }
+    0
 }
 
 fn parameters() -> i32 {
