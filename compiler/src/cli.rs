@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use catrust::compile::{self, Request};
 use catrust::diag::{Diagnostic, Sources};
+use catrust::render::platforms::Platform;
 use catrust::render::TargetSelection;
 use catrust::rules::{self, Code};
 use catrust::source::{find_repo_root, FsSource};
@@ -34,6 +35,11 @@ struct Cli {
 enum Target {
     Aks,
     Agent,
+    #[value(alias = "trustManager")]
+    TrustManager,
+    #[value(alias = "clusterTrustBundle")]
+    ClusterTrustBundle,
+    Openshift,
     All,
 }
 
@@ -296,6 +302,9 @@ fn build(
         Target::All => TargetSelection::Declared,
         Target::Aks => TargetSelection::Aks,
         Target::Agent => TargetSelection::Agent,
+        Target::TrustManager => TargetSelection::Platform(Platform::TrustManager),
+        Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
+        Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

@@ -3,7 +3,8 @@
 //! This table is the one place a rule is described: `catrust explain CODE`, the SARIF
 //! rule metadata and the docs are all generated from it. Codes are never renumbered;
 //! new rules take the next free number in their family (0xx structure, 1xx PEM hygiene,
-//! 2xx certificate content, 3xx AKS, 4xx git and rendered output).
+//! 2xx certificate content, 3xx AKS, 4xx git and rendered output, 5xx platform targets:
+//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos).
 
 use std::fmt;
 
@@ -201,6 +202,38 @@ rules! {
         why: "A committed render that differs from trust.yaml deploys something other than what was reviewed. `--check` renders with the source commit and dirty flag the folder's `catrust.lock.json` records, so it compares content: a render committed earlier is not stale merely because newer commits exist.",
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
+    Ct501 = "CT501", Error, "`pools` used with a platform target that trusts one set per cluster",
+        why: "trust-manager, ClusterTrustBundle, OpenShift and Talos each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
+        fix: "Drop `pools` from the authority, or render it with the agent target only (a separate trust.yaml for the platform).",
+        example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.trustManager";
+    Ct502 = "CT502", Error, "a platform target with nothing to trust",
+        why: "Every platform object needs at least one certificate: a ClusterTrustBundle's `trustBundle`, an inline Bundle source, OpenShift's `ca-bundle.crt` and Talos' `certificates` are refused (or mean nothing) when empty.",
+        fix: "Add an authority, or remove the target (for trust-manager, `useDefaultCAs: true` alone is enough).",
+        example: "spec:\n  authorities: []\n  targets:\n    clusterTrustBundle: {}";
+    Ct503 = "CT503", Error, "a name or key the platform refuses",
+        why: "Object names must be DNS subdomains (lowercase, at most 253 characters) and ConfigMap keys must match `[-._a-zA-Z0-9]+` (at most 253, not starting with `..`, not `.`): the API server refuses anything else, so the build would fail only at deploy time.",
+        fix: "Use a lowercase name such as `corp-trust` and a key such as `ca-certificates.crt`.",
+        example: "targets:\n  trustManager:\n    key: \"ca bundle.pem\"   # a space";
+    Ct511 = "CT511", Warning, "trust-manager `useDefaultCAs` together with `distrust`",
+        why: "trust-manager's default CA package is a public root set catrust does not see: a distrusted public root stays in the pods' bundle although `distrust` removes it from nodes.",
+        fix: "Set `useDefaultCAs: false` and list the public roots you need as authorities, or accept that pods keep the default package.",
+        example: "distrust:\n  - sha256: \"…\"\ntargets:\n  trustManager:\n    useDefaultCAs: true";
+    Ct512 = "CT512", Error, "invalid ClusterTrustBundle `signerName`",
+        why: "A signer name is `<domain>/<path>` (a DNS subdomain, `/`, then letters, digits, `-`, `_`, `.`, `/`); the ClusterTrustBundle's name must then start with the signer name with `/` replaced by `:` and a `:`, and stay within 253 characters. Without a signer the name must not contain `:`. The API server refuses other names (ValidateClusterTrustBundleName).",
+        fix: "Write the signer as `example.com/corp-roots`, and keep `name` a DNS subdomain.",
+        example: "targets:\n  clusterTrustBundle:\n    signerName: corp   # no domain";
+    Ct513 = "CT513", Info, "trust-manager `ClusterBundle`: its CRD is not in the Helm chart",
+        why: "The `trust-manager.io/v1alpha2` ClusterBundle CRD exists only in the repository's `deploy/crds` (\"for reference, development and testing purposes only\"); the trust-manager Helm chart installs the `Bundle` CRD only, so applying a ClusterBundle fails with \"no matches for kind\" unless you installed the CRD yourself. Its targets know PEM and PKCS#12 only: a `jks` key is rendered in the Bundle, not in the ClusterBundle.",
+        fix: "Install `deploy/crds/trust-manager.io_clusterbundles.yaml` of your trust-manager release, or set `clusterBundle: false` and use the Bundle.",
+        example: "targets:\n  trustManager:\n    clusterBundle: true";
+    Ct514 = "CT514", Error, "two trust-manager target keys are the same",
+        why: "trust-manager writes the PEM bundle, the JKS and the PKCS#12 trust store into the same ConfigMap; two formats under one key overwrite each other.",
+        fix: "Give `key`, `additionalFormats.jks.key` and `additionalFormats.pkcs12.key` different names, such as `ca-certificates.crt`, `truststore.jks` and `truststore.p12`.",
+        example: "trustManager:\n  key: bundle\n  additionalFormats:\n    jks: {key: bundle}";
+    Ct521 = "CT521", Error, "OpenShift registry CAs named like the cluster-wide bundle",
+        why: "`openshift-config/user-ca-bundle` is the ConfigMap the Proxy's `trustedCA` names and the MCO always reads (key `ca-bundle.crt`); the registry CAs' ConfigMap holds one key per registry. Giving both the same name makes one object overwrite the other.",
+        fix: "Leave `registryConfigMap` unset (`catrust-<metadata.name>-registries`) or pick another name.",
+        example: "targets:\n  openshift:\n    registryConfigMap: user-ca-bundle";
 }
 
 impl Code {

@@ -1,0 +1,248 @@
+//! The platform targets' limits (CT5xx): names and keys each platform accepts, the
+//! trusted set it needs, and settings that do not mean what they say.
+
+use crate::config::{name_or_default, TrustConfig};
+use crate::diag::Diagnostic;
+use crate::load::Loaded;
+use crate::render::platforms::openshift::USER_CA_BUNDLE;
+use crate::render::platforms::trust_manager::signer_prefix;
+use crate::render::platforms::Platform;
+use crate::rules::Code;
+use crate::span::{Span, Spanned};
+
+/// A Kubernetes DNS-1123 subdomain: the rule for object names.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(catrust_bundle::is_dns_label)
+}
+
+/// Kubernetes `IsConfigMapKey`: `[-._a-zA-Z0-9]+`, at most 253, not `.`, not starting
+/// with `..`.
+pub fn is_config_map_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && !s.starts_with("..")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// `<domain>/<path>`: a DNS subdomain and one lowercase segment, so that the
+/// ClusterTrustBundle name `<domain>:<path>:<name>` is one the API server takes.
+pub fn is_signer_name(s: &str) -> bool {
+    match s.split_once('/') {
+        Some((domain, path)) => {
+            is_dns_subdomain(domain)
+                && !path.is_empty()
+                && path.split('.').all(catrust_bundle::is_dns_label)
+        }
+        None => false,
+    }
+}
+
+fn error(code: Code, file: &str, span: Span, message: String, help: &str) -> Diagnostic {
+    Diagnostic::new(code, message)
+        .at(file, span)
+        .with_help(help)
+}
+
+fn name(file: &str, what: &str, name: &Spanned<String>, out: &mut Vec<Diagnostic>) {
+    if !is_dns_subdomain(&name.value) {
+        out.push(error(
+            Code::Ct503,
+            file,
+            name.span,
+            format!("{what} `{}` is not a DNS subdomain", name.value),
+            "use lowercase letters, digits, `-` and `.` (at most 253), such as `corp-trust`",
+        ));
+    }
+}
+
+fn key(file: &str, what: &str, key: &Spanned<String>, out: &mut Vec<Diagnostic>) {
+    if !is_config_map_key(&key.value) {
+        out.push(error(
+            Code::Ct503,
+            file,
+            key.span,
+            format!("{what} `{}` is not a ConfigMap key", key.value),
+            "use letters, digits, `-`, `_` and `.` (at most 253, not starting with `..`), such as `ca-certificates.crt`",
+        ));
+    }
+}
+
+/// Every CT5xx finding of `config`.
+pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
+    let declared: Vec<&str> = Platform::ALL
+        .iter()
+        .filter(|p| p.declared(config))
+        .map(|p| p.key())
+        .collect();
+    if declared.is_empty() {
+        return;
+    }
+    for a in &config.authorities {
+        if let Some(first) = a.pools.first() {
+            out.push(error(
+                Code::Ct501,
+                file,
+                first.span,
+                format!(
+                    "authority `{}` names pools, but {} trust one set per cluster",
+                    a.name.value,
+                    declared.join(", ")
+                ),
+                "drop `pools`, or keep pool-specific CAs in a trust.yaml with the agent target only",
+            ));
+        }
+    }
+    let empty = loaded.certificates.is_empty() && !loaded.has_errors();
+    let p = &config.targets.platforms;
+    if let Some(tm) = &p.trust_manager {
+        if empty && !tm.use_default_cas.value {
+            out.push(error(
+                Code::Ct502,
+                file,
+                tm.span,
+                "trustManager: no certificate to put in the Bundle".into(),
+                "add an authority, or set `useDefaultCAs: true`",
+            ));
+        }
+        if let Some(n) = &tm.name {
+            name(file, "trustManager.name", n, out);
+        }
+        let keys = [Some(&tm.key), tm.jks_key.as_ref(), tm.pkcs12_key.as_ref()];
+        for (i, k) in keys.iter().enumerate() {
+            let Some(k) = k else { continue };
+            key(file, "trustManager key", k, out);
+            if keys[..i]
+                .iter()
+                .flatten()
+                .any(|earlier| earlier.value == k.value)
+            {
+                out.push(error(
+                    Code::Ct514,
+                    file,
+                    k.span,
+                    format!("trustManager: key `{}` is used by two formats", k.value),
+                    "give the PEM bundle, the JKS and the PKCS#12 store different keys",
+                ));
+            }
+        }
+        if tm.use_default_cas.value && !config.distrust.is_empty() {
+            out.push(error(
+                Code::Ct511,
+                file,
+                tm.use_default_cas.span,
+                "trustManager: `useDefaultCAs` brings in a public root set that `distrust` does not reach".into(),
+                "set `useDefaultCAs: false` and list the public roots pods need as authorities",
+            ));
+        }
+        if tm.cluster_bundle.value {
+            out.push(error(
+                Code::Ct513,
+                file,
+                tm.cluster_bundle.span,
+                "trustManager: the ClusterBundle CRD is not installed by the trust-manager Helm chart".into(),
+                "install deploy/crds/trust-manager.io_clusterbundles.yaml of your trust-manager release first",
+            ));
+        }
+    }
+    if let Some(os) = &p.openshift {
+        if empty {
+            out.push(error(
+                Code::Ct502,
+                file,
+                os.span,
+                "openshift: no certificate for `user-ca-bundle`".into(),
+                "add an authority",
+            ));
+        }
+        if let Some(n) = &os.registry_config_map {
+            name(file, "openshift.registryConfigMap", n, out);
+            if n.value == USER_CA_BUNDLE {
+                out.push(error(
+                    Code::Ct521,
+                    file,
+                    n.span,
+                    format!("openshift.registryConfigMap `{USER_CA_BUNDLE}` is the Proxy's trusted CA bundle"),
+                    "name the registry CAs' ConfigMap differently, such as `registry-cas`",
+                ));
+            }
+        }
+    }
+    if let Some(ctb) = &p.cluster_trust_bundle {
+        if empty {
+            out.push(error(
+                Code::Ct502,
+                file,
+                ctb.span,
+                "clusterTrustBundle: no certificate for `trustBundle`".into(),
+                "add an authority",
+            ));
+        }
+        if let Some(n) = &ctb.name {
+            name(file, "clusterTrustBundle.name", n, out);
+        }
+        let base = name_or_default(&ctb.name, &config.name.value, "");
+        match &ctb.signer_name {
+            Some(signer) if !is_signer_name(&signer.value) => out.push(error(
+                Code::Ct512,
+                file,
+                signer.span,
+                format!("signerName `{}` is not `<domain>/<name>`", signer.value),
+                "write the signer as a lowercase domain, `/` and one lowercase segment, such as `example.com/corp-roots`",
+            )),
+            Some(signer) if signer_prefix(&signer.value).len() + base.len() > 253 => {
+                out.push(error(
+                    Code::Ct512,
+                    file,
+                    signer.span,
+                    format!(
+                        "the ClusterTrustBundle name `{}{base}` is longer than 253 characters",
+                        signer_prefix(&signer.value)
+                    ),
+                    "use a shorter signer name or `name`",
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_name_rules() {
+        for ok in ["a", "corp-trust", "a.b-c.d", "0"] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "A", "a..b", "-a", "a_b", "a:b", &"a".repeat(254)] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+        for ok in [
+            "ca-certificates.crt",
+            "Trust_Store.JKS",
+            "registry.corp..5000",
+            "a",
+        ] {
+            assert!(is_config_map_key(ok), "{ok}");
+        }
+        for bad in ["", ".", "..x", "a b", "a:b", "a/b", &"k".repeat(254)] {
+            assert!(!is_config_map_key(bad), "{bad}");
+        }
+        for ok in ["example.com/corp-roots", "corp.example/a.b"] {
+            assert!(is_signer_name(ok), "{ok}");
+        }
+        for bad in [
+            "corp",
+            "example.com/",
+            "/x",
+            "Example.com/x",
+            "example.com/a/b",
+            "example.com/a:b",
+        ] {
+            assert!(!is_signer_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! `catrust build` for the platform targets (trust-manager, ClusterTrustBundle, ...):
+//! every rendered document validated strictly against the platform's own schema
+//! (`tests/fixtures/schemas/platforms/`, provenance in its README), the limits refused
+//! with their codes, hostile values refused before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use catrust_tests::schema::{schema_path, validate_yaml, yaml_documents};
+use catrust_tests::{catrust, k8s, require_tool, run, workspace_root};
+
+fn build(example: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let trust = format!("examples/{example}/trust.yaml");
+    let mut args = vec!["build", "-f", &trust, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = catrust(&workspace_root(), &args);
+    assert!(
+        o.status.success(),
+        "{example}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (tmp, out)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The certificates of a PEM bundle, each checked by the real openssl to be a CA.
+fn openssl_cas(bundle: &str) -> usize {
+    let openssl = require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let blocks: Vec<&str> = bundle
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let file = tmp.path().join(format!("{i}.pem"));
+        std::fs::write(&file, block).unwrap();
+        let o = run(std::process::Command::new(&openssl)
+            .args(["x509", "-noout", "-ext", "basicConstraints", "-in"])
+            .arg(&file));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && text.contains("CA:TRUE"),
+            "block {i}: {text}"
+        );
+    }
+    blocks.len()
+}
+
+fn lock_files(out: &Path) -> Vec<String> {
+    let lock: serde_json::Value =
+        serde_json::from_str(&read(&out.join("catrust.lock.json"))).unwrap();
+    lock["files"].as_object().unwrap().keys().cloned().collect()
+}
+
+fn resources(out: &Path) -> Vec<String> {
+    let k = &yaml_documents(&read(&out.join("kustomization.yaml")))[0];
+    k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn trust_manager_bundle_and_cluster_bundle_validate_against_the_crds() {
+    let (_tmp, out) = build("trust-manager", &[]);
+    let bundle = read(&out.join("trust-manager/bundle.yaml"));
+    validate_yaml(
+        &schema_path("platforms/trust.cert-manager.io_Bundle_v1alpha1.json"),
+        "bundle",
+        &bundle,
+    );
+    validate_yaml(
+        &schema_path("platforms/trust.cert-manager.io_Bundle_v1alpha1@v0.24.0.json"),
+        "bundle",
+        &bundle,
+    );
+    let cluster = read(&out.join("trust-manager/clusterbundle.yaml"));
+    validate_yaml(
+        &schema_path("platforms/trust-manager.io_ClusterBundle_v1alpha2.json"),
+        "clusterbundle",
+        &cluster,
+    );
+    let doc = &yaml_documents(&bundle)[0];
+    let sources = doc["spec"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 1, "useDefaultCAs: false adds no source");
+    assert_eq!(openssl_cas(sources[0]["inLine"].as_str().unwrap()), 2);
+    assert_eq!(
+        doc["spec"]["target"]["configMap"]["key"],
+        "ca-certificates.crt"
+    );
+    assert_eq!(
+        doc["spec"]["target"]["additionalFormats"]["jks"]["key"],
+        "truststore.jks"
+    );
+    assert_eq!(
+        doc["spec"]["target"]["namespaceSelector"]["matchLabels"]["catrust.dev/trust"],
+        "true"
+    );
+    // Kubernetes objects: in the kustomization and the lock file.
+    for path in [
+        "trust-manager/bundle.yaml",
+        "trust-manager/clusterbundle.yaml",
+    ] {
+        assert!(resources(&out).contains(&path.to_string()), "{path}");
+        assert!(lock_files(&out).contains(&path.to_string()), "{path}");
+    }
+    let stream = k8s::kustomize(&out);
+    assert!(stream.contains("kind: Bundle") && stream.contains("kind: ClusterBundle"));
+}
+
+#[test]
+fn cluster_trust_bundle_validates_against_the_api_schema_and_kubernetes_validate() {
+    let (_tmp, out) = build("cluster-trust-bundle", &[]);
+    let path = out.join("cluster-trust-bundle/clustertrustbundle.yaml");
+    let text = read(&path);
+    validate_yaml(
+        &schema_path("platforms/certificates.k8s.io_ClusterTrustBundle_v1beta1.json"),
+        "ctb",
+        &text,
+    );
+    // The real validator, with a Kubernetes release that serves v1beta1.
+    k8s::validate_strict_for("1.34.0", &[&path]);
+    let doc = &yaml_documents(&text)[0];
+    let signer = doc["spec"]["signerName"].as_str().unwrap();
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!("{}:", signer.replace('/', ":"))),
+        "{name}"
+    );
+    assert_eq!(openssl_cas(doc["spec"]["trustBundle"].as_str().unwrap()), 2);
+}
+
+/// A copy of an example folder with its trust.yaml changed by `edit`.
+fn variant(example: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = workspace_root().join("examples").join(example);
+    std::fs::create_dir_all(tmp.path().join("certs")).unwrap();
+    for f in std::fs::read_dir(src.join("certs")).unwrap().flatten() {
+        std::fs::copy(f.path(), tmp.path().join("certs").join(f.file_name())).unwrap();
+    }
+    std::fs::write(
+        tmp.path().join("trust.yaml"),
+        edit(read(&src.join("trust.yaml"))),
+    )
+    .unwrap();
+    tmp
+}
+
+/// `lint --format json` codes, and that `build` refuses and writes nothing.
+fn refused(dir: &Path) -> Vec<String> {
+    let trust = dir.join("trust.yaml");
+    let o = catrust(
+        dir,
+        &["lint", "-f", trust.to_str().unwrap(), "--format", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let out = dir.join("out");
+    let b = catrust(
+        dir,
+        &[
+            "build",
+            "-f",
+            trust.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(b.status.code(), Some(1), "{report:#}");
+    assert!(!out.exists(), "a refused build wrote {}", out.display());
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(
+                f["line"].as_u64().unwrap() > 0,
+                "every finding is spanned: {f}"
+            );
+            f["code"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn cluster_trust_bundle_without_a_signer_has_no_colon_and_a_bad_signer_is_ct512() {
+    let plain = variant("cluster-trust-bundle", |t| {
+        t.replace("      signerName: corp.example/roots\n", "")
+    });
+    let out = plain.path().join("out");
+    let o = catrust(plain.path(), &["build", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = read(&out.join("cluster-trust-bundle/clustertrustbundle.yaml"));
+    validate_yaml(
+        &schema_path("platforms/certificates.k8s.io_ClusterTrustBundle_v1beta1.json"),
+        "ctb",
+        &text,
+    );
+    assert_eq!(yaml_documents(&text)[0]["metadata"]["name"], "corp");
+    for bad in [
+        "corp",
+        "Corp.example/roots",
+        "corp.example/a/b",
+        "corp.example/$(reboot)",
+    ] {
+        let dir = variant("cluster-trust-bundle", |t| {
+            t.replace("corp.example/roots", bad)
+        });
+        assert_eq!(refused(dir.path()), ["CT512"], "{bad}");
+    }
+}
+
+#[test]
+fn trust_manager_limits_and_hostile_values_are_refused_with_their_codes() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "key: ca-certificates.crt",
+            "key: \"ca bundle.pem\"",
+            &["CT503"],
+        ),
+        (
+            "key: ca-certificates.crt",
+            "key: \"../../etc/x\"",
+            &["CT503"],
+        ),
+        ("name: corp-trust", "name: \"corp$(reboot)\"", &["CT503"]),
+        (
+            "{key: truststore.jks}",
+            "{key: ca-certificates.crt}",
+            &["CT514"],
+        ),
+        (
+            "      file: certs/proxy-ca.pem\n",
+            "      file: certs/proxy-ca.pem\n      pools: [gpu]\n",
+            &["CT501"],
+        ),
+    ];
+    for (from, to, codes) in cases {
+        let dir = variant("trust-manager", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replace(from, to)
+        });
+        let mut found = refused(dir.path());
+        found.retain(|c| c != "CT513");
+        assert_eq!(&found, codes, "{to}");
+    }
+}
+
+#[test]
+fn distrust_with_default_cas_warns_and_a_distrusted_authority_is_never_rendered() {
+    let fingerprint = "00".repeat(32);
+    let dir = variant("trust-manager", |t| {
+        t.replace("useDefaultCAs: false", "useDefaultCAs: true")
+            .replace(
+                "  targets:\n",
+                &format!("  distrust:\n    - sha256: \"{fingerprint}\"\n  targets:\n"),
+            )
+    });
+    let o = catrust(dir.path(), &["lint", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"CT511"), "{report:#}");
+    // Distrusting a listed authority is CT402: nothing renders it.
+    let pem = read(&workspace_root().join("examples/trust-manager/certs/proxy-ca.pem"));
+    let der = catrust_tests::pki::der_of(
+        &workspace_root().join("examples/trust-manager/certs/proxy-ca.pem"),
+    );
+    let sha = catrust_bundle::sha256_hex(&der);
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+    let dir = variant("trust-manager", |t| {
+        t.replace(
+            "  targets:\n",
+            &format!("  distrust:\n    - sha256: \"{sha}\"\n  targets:\n"),
+        )
+    });
+    let mut found = refused(dir.path());
+    found.retain(|c| c != "CT513");
+    assert_eq!(found, ["CT402"]);
+}
+
+#[test]
+fn target_flag_picks_one_platform_and_accepts_the_trust_yaml_key() {
+    for flag in ["trust-manager", "trustManager"] {
+        let (_tmp, out) = build("trust-manager", &["--target", flag]);
+        assert!(out.join("trust-manager/bundle.yaml").exists());
+    }
+    let o = catrust(
+        &workspace_root(),
+        &[
+            "build",
+            "-f",
+            "examples/trust-manager/trust.yaml",
+            "--stdout",
+            "--target",
+            "cluster-trust-bundle",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spec.targets.clusterTrustBundle"));
+}
+
+#[test]
+fn openshift_objects_validate_and_registry_keys_use_two_dots_for_the_port() {
+    let (_tmp, out) = build("openshift", &[]);
+    let files = [
+        (
+            "openshift/user-ca-bundle.yaml",
+            "platforms/openshift-config_ConfigMap_user-ca-bundle.json",
+        ),
+        (
+            "openshift/proxy-cluster.yaml",
+            "platforms/config.openshift.io_Proxy_v1.json",
+        ),
+        (
+            "openshift/registry-cas.yaml",
+            "platforms/openshift-config_ConfigMap_image-additionalTrustedCA.json",
+        ),
+        (
+            "openshift/image-cluster.yaml",
+            "platforms/config.openshift.io_Image_v1.json",
+        ),
+    ];
+    for (file, schema) in files {
+        validate_yaml(&schema_path(schema), file, &read(&out.join(file)));
+        assert!(resources(&out).contains(&file.to_string()), "{file}");
+        assert!(lock_files(&out).contains(&file.to_string()), "{file}");
+    }
+    // The ConfigMaps are core objects: the real validator too.
+    k8s::validate_strict(&[
+        &out.join("openshift/user-ca-bundle.yaml"),
+        &out.join("openshift/registry-cas.yaml"),
+    ]);
+    let bundle = &yaml_documents(&read(&out.join("openshift/user-ca-bundle.yaml")))[0];
+    assert_eq!(
+        openssl_cas(bundle["data"]["ca-bundle.crt"].as_str().unwrap()),
+        3
+    );
+    let cas = &yaml_documents(&read(&out.join("openshift/registry-cas.yaml")))[0];
+    let keys: Vec<&String> = cas["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["models.corp.example", "registry.corp.example..5000"]);
+    assert_eq!(
+        openssl_cas(cas["data"]["registry.corp.example..5000"].as_str().unwrap()),
+        2
+    );
+    let image = &yaml_documents(&read(&out.join("openshift/image-cluster.yaml")))[0];
+    assert_eq!(image["spec"]["additionalTrustedCA"]["name"], "registry-cas");
+    // Without registries: no image config at all.
+    let plain = variant("openshift", |t| {
+        t.replace(
+            "      registries: [models.corp.example, registry.corp.example:5000]\n",
+            "",
+        )
+        .replace("      registries: [registry.corp.example:5000]\n", "")
+    });
+    let o = catrust(plain.path(), &["build", "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!plain
+        .path()
+        .join("out/openshift/image-cluster.yaml")
+        .exists());
+}
+
+#[test]
+fn openshift_limits_are_refused_with_their_codes() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "registryConfigMap: registry-cas",
+            "registryConfigMap: user-ca-bundle",
+            &["CT521"],
+        ),
+        (
+            "registryConfigMap: registry-cas",
+            "registryConfigMap: \"Registry CAs\"",
+            &["CT503"],
+        ),
+        (
+            "registries: [models.corp.example, registry.corp.example:5000]",
+            "registries: [\"[::1]:5000\"]",
+            &["CT006"],
+        ),
+        (
+            "      file: certs/proxy-ca.pem\n",
+            "      file: certs/proxy-ca.pem\n      pools: [gpu]\n",
+            &["CT501"],
+        ),
+    ];
+    for (from, to, codes) in cases {
+        let dir = variant("openshift", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replace(from, to)
+        });
+        assert_eq!(&refused(dir.path()), codes, "{to}");
+    }
+}
