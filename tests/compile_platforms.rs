@@ -407,3 +407,199 @@ fn openshift_limits_are_refused_with_their_codes() {
         assert_eq!(&refused(dir.path()), codes, "{to}");
     }
 }
+
+/// Validates every document of a Talos patch against the schema of its kind.
+fn validate_talos_patch(text: &str) -> Vec<serde_json::Value> {
+    let docs = yaml_documents(text);
+    for (i, doc) in docs.iter().enumerate() {
+        let schemas: &[&str] = match doc["kind"].as_str() {
+            Some("TrustedRootsConfig") => &["platforms/talos_TrustedRootsConfig_v1alpha1.json"],
+            Some("RegistryTLSConfig") => &[
+                "platforms/talos_RegistryTLSConfig_v1alpha1.json",
+                "platforms/talos_RegistryTLSConfig_v1alpha1@v1.13.0.json",
+            ],
+            None => &["platforms/talos_v1alpha1-machine-registries-patch@v1.11.0.json"],
+            Some(other) => panic!("unexpected Talos document kind {other}"),
+        };
+        for schema in schemas {
+            validate_yaml(
+                &schema_path(schema),
+                &format!("talos#{i}"),
+                &serde_json::to_string(doc).unwrap(),
+            );
+        }
+    }
+    docs
+}
+
+#[test]
+fn talos_patch_validates_and_the_script_passes_the_nodes_quoted() {
+    let (_tmp, out) = build("talos", &[]);
+    let docs = validate_talos_patch(&read(&out.join("talos/machine-config-patch.yaml")));
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["TrustedRootsConfig", "RegistryTLSConfig"]);
+    assert_eq!(openssl_cas(docs[0]["certificates"].as_str().unwrap()), 2);
+    assert_eq!(docs[1]["name"], "registry.corp.example:5000");
+    assert_eq!(openssl_cas(docs[1]["ca"].as_str().unwrap()), 1);
+    // Not Kubernetes objects: listed in the lock file, not in the kustomization.
+    for file in [
+        "talos/machine-config-patch.yaml",
+        "talos/talosctl-commands.sh",
+    ] {
+        assert!(lock_files(&out).contains(&file.to_string()), "{file}");
+        assert!(!resources(&out).contains(&file.to_string()), "{file}");
+    }
+    // The script, run by bash with a talosctl that prints its arguments one per line.
+    let script = out.join("talos/talosctl-commands.sh");
+    let shellcheck = require_tool("shellcheck", "shellcheck");
+    let o = run(std::process::Command::new(shellcheck).arg(&script));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let bin = out.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("talosctl"),
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(bin.join("talosctl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("PATH", &path));
+    let args = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{args}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let patch = format!("@{}", out.join("talos/machine-config-patch.yaml").display());
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        [
+            "patch",
+            "machineconfig",
+            "--nodes",
+            "10.0.0.2,10.0.0.3",
+            "--mode=no-reboot",
+            "--patch",
+            patch.as_str()
+        ]
+    );
+    // Without nodes the script asks for TALOS_NODES instead of patching nothing.
+    let open = variant("talos", |t| {
+        t.replace("      nodes: [10.0.0.2, 10.0.0.3]\n", "")
+    });
+    let o = catrust(open.path(), &["build", "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = open.path().join("out/talos/talosctl-commands.sh");
+    let o = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("PATH", &path)
+        .env_remove("TALOS_NODES"));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("TALOS_NODES"));
+    let o = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("PATH", &path)
+        .env("TALOS_NODES", "10.0.0.9"));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .any(|l| l == "10.0.0.9"));
+}
+
+#[test]
+fn talos_before_1_12_gets_the_legacy_base64_registry_ca() {
+    let dir = variant("talos", |t| {
+        t.replace("talosVersion: \"1.12\"", "talosVersion: \"1.11\"")
+    });
+    let o = catrust(dir.path(), &["build", "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let docs = validate_talos_patch(&read(
+        &dir.path().join("out/talos/machine-config-patch.yaml"),
+    ));
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[1]["kind"], "TrustedRootsConfig");
+    use base64::Engine as _;
+    let ca = docs[0]["machine"]["registries"]["config"]["registry.corp.example:5000"]["tls"]["ca"]
+        .as_str()
+        .unwrap();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(ca)
+        .unwrap();
+    assert_eq!(openssl_cas(&String::from_utf8(pem).unwrap()), 1);
+}
+
+#[test]
+fn talos_limits_and_hostile_nodes_are_refused_with_their_codes() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "talosVersion: \"1.12\"",
+            "talosVersion: \"1.7\"",
+            &["CT531"],
+        ),
+        (
+            "talosVersion: \"1.12\"",
+            "talosVersion: \"latest\"",
+            &["CT006"],
+        ),
+        (
+            "nodes: [10.0.0.2, 10.0.0.3]",
+            "nodes: [\"10.0.0.2; reboot\", \"$(reboot)\"]",
+            &["CT532", "CT532"],
+        ),
+        (
+            "nodes: [10.0.0.2, 10.0.0.3]",
+            "nodes: [\"--insecure\"]",
+            &["CT532"],
+        ),
+        (
+            "      file: certs/proxy-ca.pem\n",
+            "      file: certs/proxy-ca.pem\n      pools: [gpu]\n",
+            &["CT501"],
+        ),
+    ];
+    for (from, to, codes) in cases {
+        let dir = variant("talos", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replace(from, to)
+        });
+        assert_eq!(&refused(dir.path()), codes, "{to}");
+    }
+}
+
+#[test]
+fn one_trust_yaml_feeds_aks_the_agent_trust_manager_and_talos() {
+    let (_tmp, out) = build("multi-platform", &[]);
+    let bundle = read(&out.join("trust-manager/bundle.yaml"));
+    validate_yaml(
+        &schema_path("platforms/trust.cert-manager.io_Bundle_v1alpha1.json"),
+        "bundle",
+        &bundle,
+    );
+    let talos = validate_talos_patch(&read(&out.join("talos/machine-config-patch.yaml")));
+    let aks = read(&out.join("aks/custom-ca-trust-certificates.pem"));
+    // The same certificates, byte for byte, in every platform's output.
+    let inline = yaml_documents(&bundle)[0]["spec"]["sources"][0]["inLine"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(inline, talos[0]["certificates"].as_str().unwrap());
+    assert_eq!(
+        inline,
+        aks.replace(
+            "-----END CERTIFICATE-----\n\n",
+            "-----END CERTIFICATE-----\n"
+        )
+    );
+    assert_eq!(
+        resources(&out),
+        [
+            "aks/custom-ca-trust-secret.yaml",
+            "agent/serviceaccount.yaml",
+            "agent/bundle-secret.yaml",
+            "agent/daemonset.yaml",
+            "trust-manager/bundle.yaml"
+        ]
+    );
+    k8s::kustomize(&out);
+}

@@ -40,6 +40,7 @@ enum Target {
     #[value(alias = "clusterTrustBundle")]
     ClusterTrustBundle,
     Openshift,
+    Talos,
     All,
 }
 
@@ -305,6 +306,7 @@ fn build(
         Target::TrustManager => TargetSelection::Platform(Platform::TrustManager),
         Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
         Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
+        Target::Talos => TargetSelection::Platform(Platform::Talos),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

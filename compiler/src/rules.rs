@@ -234,6 +234,14 @@ rules! {
         why: "`openshift-config/user-ca-bundle` is the ConfigMap the Proxy's `trustedCA` names and the MCO always reads (key `ca-bundle.crt`); the registry CAs' ConfigMap holds one key per registry. Giving both the same name makes one object overwrite the other.",
         fix: "Leave `registryConfigMap` unset (`catrust-<metadata.name>-registries`) or pick another name.",
         example: "targets:\n  openshift:\n    registryConfigMap: user-ca-bundle";
+    Ct531 = "CT531", Error, "`talosVersion` older than 1.8",
+        why: "The `TrustedRootsConfig` document exists from Talos 1.8.0 (CHANGELOG 1.8, \"Custom Trusted Roots\"); older releases refuse a machine config that holds it, so the patch could not apply.",
+        fix: "Upgrade the cluster to Talos 1.8 or later, and set `talosVersion` to the release of its oldest node. From 1.12 registries use `RegistryTLSConfig`; 1.8 to 1.11 get the legacy `machine.registries` (base64 `ca`).",
+        example: "targets:\n  talos:\n    talosVersion: \"1.7\"";
+    Ct532 = "CT532", Error, "a Talos node that is not an IP address or host name",
+        why: "Nodes become the `talosctl --nodes` value of the rendered script; anything but an address or a host name is a typo or an attempt to smuggle shell or flag text into it.",
+        fix: "List each node as an IP address (`10.0.0.2`, `fd00::2`) or a DNS host name, one list item each.",
+        example: "targets:\n  talos:\n    nodes: [\"10.0.0.2,10.0.0.3\"]   # one item per node";
 }
 
 impl Code {

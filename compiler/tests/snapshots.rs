@@ -70,6 +70,11 @@ fn openshift_example() {
 }
 
 #[test]
+fn talos_example() {
+    snapshot_all("talos");
+}
+
+#[test]
 fn rendering_twice_gives_the_same_bytes() {
     for example in [
         "basic",
@@ -78,6 +83,7 @@ fn rendering_twice_gives_the_same_bytes() {
         "trust-manager",
         "cluster-trust-bundle",
         "openshift",
+        "talos",
     ] {
         assert_eq!(rendered(example), rendered(example));
     }

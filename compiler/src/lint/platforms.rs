@@ -1,7 +1,7 @@
 //! The platform targets' limits (CT5xx): names and keys each platform accepts, the
 //! trusted set it needs, and settings that do not mean what they say.
 
-use crate::config::{name_or_default, TrustConfig};
+use crate::config::{name_or_default, TalosVersion, TrustConfig};
 use crate::diag::Diagnostic;
 use crate::load::Loaded;
 use crate::render::platforms::openshift::USER_CA_BUNDLE;
@@ -37,6 +37,20 @@ pub fn is_signer_name(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// A `talosctl --nodes` entry: an IP address or a DNS host name.
+pub fn is_node_address(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+        || (s.len() <= 253
+            && !s.is_empty()
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
 }
 
 fn error(code: Code, file: &str, span: Span, message: String, help: &str) -> Diagnostic {
@@ -165,6 +179,39 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
                     n.span,
                     format!("openshift.registryConfigMap `{USER_CA_BUNDLE}` is the Proxy's trusted CA bundle"),
                     "name the registry CAs' ConfigMap differently, such as `registry-cas`",
+                ));
+            }
+        }
+    }
+    if let Some(talos) = &p.talos {
+        if empty {
+            out.push(error(
+                Code::Ct502,
+                file,
+                talos.span,
+                "talos: no certificate for `TrustedRootsConfig`".into(),
+                "add an authority",
+            ));
+        }
+        if let Some(v) = talos.talos_version.value {
+            if v < TalosVersion::TRUSTED_ROOTS {
+                out.push(error(
+                    Code::Ct531,
+                    file,
+                    talos.talos_version.span,
+                    format!("talosVersion {v}: TrustedRootsConfig needs Talos {} or later", TalosVersion::TRUSTED_ROOTS),
+                    "upgrade the cluster to Talos 1.8 or later first, then set `talosVersion` to its oldest node's release",
+                ));
+            }
+        }
+        for node in &talos.nodes {
+            if !is_node_address(&node.value) {
+                out.push(error(
+                    Code::Ct532,
+                    file,
+                    node.span,
+                    format!("talos node `{}` is not an IP address or host name", node.value),
+                    "list nodes as talosctl --nodes takes them: `10.0.0.2`, `fd00::2` or `cp-1.corp.example`",
                 ));
             }
         }

@@ -2,7 +2,9 @@
 //! change does to nodes, with the source of that fact.
 
 use super::{list, target, Change, Effect, Setting};
-use crate::config::{ClusterTrustBundleTarget, TrustConfig, TrustManagerTarget};
+use crate::config::{
+    ClusterTrustBundleTarget, OpenShiftTarget, TalosTarget, TrustConfig, TrustManagerTarget,
+};
 use crate::load::Loaded;
 use crate::render::platforms::{registry_cas, Platform};
 
@@ -21,6 +23,20 @@ const TRUST_MANAGER_SETTINGS: &[Setting<TrustManagerTarget>] = &[
         list(&pairs)
     }),
     ("clusterBundle", |t| t.cluster_bundle.value.to_string()),
+];
+
+const OPENSHIFT_SETTINGS: &[Setting<OpenShiftTarget>] =
+    &[("registryConfigMap", |t| opt(&t.registry_config_map))];
+
+const TALOS_SETTINGS: &[Setting<TalosTarget>] = &[
+    ("talosVersion", |t| {
+        t.talos_version
+            .value
+            .map_or("(invalid)".into(), |v| v.to_string())
+    }),
+    ("nodes", |t| {
+        list(&t.nodes.iter().map(|n| n.value.clone()).collect::<Vec<_>>())
+    }),
 ];
 
 const CLUSTER_TRUST_BUNDLE_SETTINGS: &[Setting<ClusterTrustBundleTarget>] = &[
@@ -51,6 +67,20 @@ pub(super) fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out:
         CLUSTER_TRUST_BUNDLE_SETTINGS,
         from.and_then(|p| p.cluster_trust_bundle.as_ref()),
         to.and_then(|p| p.cluster_trust_bundle.as_ref()),
+    );
+    target(
+        out,
+        "targets.openshift",
+        OPENSHIFT_SETTINGS,
+        from.and_then(|p| p.openshift.as_ref()),
+        to.and_then(|p| p.openshift.as_ref()),
+    );
+    target(
+        out,
+        "targets.talos",
+        TALOS_SETTINGS,
+        from.and_then(|p| p.talos.as_ref()),
+        to.and_then(|p| p.talos.as_ref()),
     );
 }
 
@@ -91,6 +121,17 @@ fn facts(p: Platform) -> Facts {
                 "openshift-registry-cas",
                 "registry CAs change: the machine-config daemon writes /etc/docker/certs.d/<host:port>/ca.crt on every node, without drain or reboot (4.14 and later)",
                 "machine-config-operator pkg/daemon/certificate_writer.go:236-276 (commit 81136ed1a)",
+            )),
+        },
+        Platform::Talos => Facts {
+            output: "talos-trusted-roots",
+            changed: "TrustedRootsConfig changes: `talosctl patch mc --mode=no-reboot` updates each node's trusted roots in place, no reboot (Talos 1.8 and later)",
+            removed: "the talos target is removed: the documents stay in the nodes' machine config until patched away (`$patch: delete`)",
+            source: "siderolabs/talos internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go:241-250 (apply mode AUTO -> NO_REBOOT) and internal/integration/api/trusted-roots.go (new root in the bundle within 5 s of the patch)",
+            registries: Some((
+                "talos-registry-tls",
+                "registry CAs change: RegistryTLSConfig (Talos 1.12+) or machine.registries (older) apply without reboot; a registry dropped from trust.yaml keeps its document in the machine config until patched away (`$patch: delete`)",
+                "siderolabs/talos v1.12.0 hack/release.toml (RegistryTLSConfig) and v1.11.0 internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_runtime.go:119-206 (`.machine.registries` applies immediately)",
             )),
         },
     }

@@ -3,6 +3,7 @@
 //! other renderers; every platform trusts one set per cluster (`pools` is CT501).
 
 pub mod openshift;
+pub mod talos;
 pub mod trust_manager;
 
 use std::collections::BTreeMap;
@@ -20,13 +21,15 @@ pub enum Platform {
     TrustManager,
     ClusterTrustBundle,
     OpenShift,
+    Talos,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 3] = [
+    pub const ALL: [Platform; 4] = [
         Platform::TrustManager,
         Platform::ClusterTrustBundle,
         Platform::OpenShift,
+        Platform::Talos,
     ];
 
     /// The key under `spec.targets`.
@@ -35,6 +38,7 @@ impl Platform {
             Platform::TrustManager => "trustManager",
             Platform::ClusterTrustBundle => "clusterTrustBundle",
             Platform::OpenShift => "openshift",
+            Platform::Talos => "talos",
         }
     }
 
@@ -44,6 +48,7 @@ impl Platform {
             Platform::TrustManager => p.trust_manager.is_some(),
             Platform::ClusterTrustBundle => p.cluster_trust_bundle.is_some(),
             Platform::OpenShift => p.openshift.is_some(),
+            Platform::Talos => p.talos.is_some(),
         }
     }
 }
@@ -131,7 +136,6 @@ pub(super) fn render(
     out: &mut Rendered,
     resources: &mut Vec<String>,
 ) -> Result<(), RenderError> {
-    let _ = templates; // Talos' talosctl script (next target)
     let p = &config.targets.platforms;
     let missing = || RenderError::TargetNotDeclared(platform.key());
     match platform {
@@ -153,6 +157,10 @@ pub(super) fn render(
         Platform::OpenShift => {
             let os = p.openshift.as_ref().ok_or_else(missing)?;
             openshift::render(config, os, certificates, provenance, out, resources);
+        }
+        Platform::Talos => {
+            let talos = p.talos.as_ref().ok_or_else(missing)?;
+            talos::render(config, talos, certificates, templates, provenance, out)?;
         }
     }
     Ok(())
