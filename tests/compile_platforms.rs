@@ -603,3 +603,143 @@ fn one_trust_yaml_feeds_aks_the_agent_trust_manager_and_talos() {
     );
     k8s::kustomize(&out);
 }
+
+/// A TOML file as JSON, parsed by Python's tomllib (the parser the schema names).
+fn toml_as_json(path: &Path) -> serde_json::Value {
+    let python = require_tool("python3", "python3");
+    let o = run(std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(path));
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Runs a rendered script with `tool` replaced by one that prints its arguments one per line.
+fn run_with_echo(script: &Path, tool: &str) -> Vec<String> {
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bin.path().join(tool),
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        bin.path().join(tool),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let o = run(std::process::Command::new("bash")
+        .arg(script)
+        .env("PATH", &path));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bottlerocket_user_data_validates_and_apiclient_sets_the_same_bundle() {
+    let (_tmp, out) = build("bottlerocket", &[]);
+    let user_data = out.join("bottlerocket/user-data.toml");
+    let doc = toml_as_json(&user_data);
+    catrust_tests::schema::validate(
+        &schema_path("platforms/bottlerocket_settings.pki_user-data-fragment.json"),
+        &[("user-data.toml".into(), doc.clone())],
+    );
+    let bundle = &doc["settings"]["pki"]["catrust-corp"];
+    assert_eq!(bundle["trusted"], true);
+    use base64::Engine as _;
+    let data = bundle["data"].as_str().unwrap();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    assert_eq!(openssl_cas(&String::from_utf8(pem).unwrap()), 2);
+    for file in [
+        "bottlerocket/user-data.toml",
+        "bottlerocket/apiclient-commands.sh",
+    ] {
+        assert!(lock_files(&out).contains(&file.to_string()), "{file}");
+        assert!(!resources(&out).contains(&file.to_string()), "{file}");
+    }
+    let script = out.join("bottlerocket/apiclient-commands.sh");
+    let o = run(std::process::Command::new(require_tool("shellcheck", "shellcheck")).arg(&script));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        run_with_echo(&script, "apiclient"),
+        [
+            "set".to_string(),
+            format!("pki.catrust-corp.data={data}"),
+            "pki.catrust-corp.trusted=true".into()
+        ]
+    );
+}
+
+#[test]
+fn bottlerocket_registry_cas_distrust_and_size_are_findings() {
+    let registry = variant("bottlerocket", |t| {
+        t.replace(
+            "      file: certs/proxy-ca.pem\n",
+            "      file: certs/proxy-ca.pem\n      registries: [registry.corp.example:5000]\n",
+        )
+    });
+    let trust = registry.path().join("trust.yaml");
+    let o = catrust(
+        registry.path(),
+        &[
+            "lint",
+            "-f",
+            trust.to_str().unwrap(),
+            "--format",
+            "json",
+            "--deny-warnings",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "--deny-warnings refuses a registry CA on Bottlerocket"
+    );
+    assert_eq!(report["findings"][0]["code"], "CT541", "{report:#}");
+    let distrust = variant("bottlerocket", |t| {
+        t.replace(
+            "  targets:\n",
+            &format!(
+                "  distrust:\n    - sha256: \"{}\"\n  targets:\n",
+                "ab".repeat(32)
+            ),
+        )
+    });
+    let o = catrust(distrust.path(), &["lint", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["findings"][0]["code"], "CT542", "{report:#}");
+    // 24 EC roots: more than the 16 KiB EC2 user data holds.
+    let big = variant("bottlerocket", |t| t);
+    let mut authorities = String::new();
+    for i in 0..24 {
+        let ca = catrust_tests::pki::make_ca(big.path(), &format!("big-{i}"), 3650);
+        std::fs::copy(&ca.cert, big.path().join(format!("certs/big-{i}.pem"))).unwrap();
+        authorities.push_str(&format!(
+            "    - name: big-{i}\n      file: certs/big-{i}.pem\n"
+        ));
+    }
+    let text = read(&big.path().join("trust.yaml"))
+        .replace("  targets:\n", &format!("{authorities}  targets:\n"));
+    std::fs::write(big.path().join("trust.yaml"), text).unwrap();
+    let codes = refused(big.path());
+    assert!(codes.contains(&"CT543".to_string()), "{codes:?}");
+}

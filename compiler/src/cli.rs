@@ -41,6 +41,7 @@ enum Target {
     ClusterTrustBundle,
     Openshift,
     Talos,
+    Bottlerocket,
     All,
 }
 
@@ -307,6 +308,7 @@ fn build(
         Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
         Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
         Target::Talos => TargetSelection::Platform(Platform::Talos),
+        Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

@@ -4,7 +4,7 @@
 //! rule metadata and the docs are all generated from it. Codes are never renumbered;
 //! new rules take the next free number in their family (0xx structure, 1xx PEM hygiene,
 //! 2xx certificate content, 3xx AKS, 4xx git and rendered output, 5xx platform targets:
-//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos).
+//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket).
 
 use std::fmt;
 
@@ -203,7 +203,7 @@ rules! {
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
     Ct501 = "CT501", Error, "`pools` used with a platform target that trusts one set per cluster",
-        why: "trust-manager, ClusterTrustBundle, OpenShift and Talos each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
+        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos and Bottlerocket each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
         fix: "Drop `pools` from the authority, or render it with the agent target only (a separate trust.yaml for the platform).",
         example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.trustManager";
     Ct502 = "CT502", Error, "a platform target with nothing to trust",
@@ -242,6 +242,18 @@ rules! {
         why: "Nodes become the `talosctl --nodes` value of the rendered script; anything but an address or a host name is a typo or an attempt to smuggle shell or flag text into it.",
         fix: "List each node as an IP address (`10.0.0.2`, `fd00::2`) or a DNS host name, one list item each.",
         example: "targets:\n  talos:\n    nodes: [\"10.0.0.2,10.0.0.3\"]   # one item per node";
+    Ct541 = "CT541", Warning, "a registry CA on Bottlerocket",
+        why: "Bottlerocket has no per-registry CA (its container-registry settings hold only mirrors and credentials): a CA meant for one registry is put in the system bundle and trusted for every TLS connection of the node.",
+        fix: "Accept the wider trust (this warning; `--deny-warnings` refuses it), or keep registry-only CAs in a trust.yaml without the bottlerocket target.",
+        example: "authorities:\n  - name: registry-ca\n    registries: [registry.corp.example:5000]   # with targets.bottlerocket";
+    Ct542 = "CT542", Warning, "`distrust` with the bottlerocket target",
+        why: "Bottlerocket removes a CA from its store only when given the certificate itself (`settings.pki.<name>` with `trusted = false`); a fingerprint is not enough, so a distrusted CA of Bottlerocket's default store stays trusted on those nodes.",
+        fix: "Remove the CA from `authorities` (it leaves the catrust bundle at the next apply), and for a public root add a `trusted = false` bundle with its PEM to the node's user data yourself.",
+        example: "distrust:\n  - sha256: \"…\"   # with targets.bottlerocket";
+    Ct543 = "CT543", Error, "Bottlerocket user data larger than 16 KiB",
+        why: "EC2 accepts at most 16 KiB of user data; Bottlerocket's docs: \"If your user data is over the size limit … use apiclient … from within a bootstrap container\".",
+        fix: "Trust fewer CAs on Bottlerocket, or run the rendered apiclient-commands.sh from a bootstrap container instead of putting the bundle in user data.",
+        example: "# 10 or more RSA-4096 roots with targets.bottlerocket";
 }
 
 impl Code {

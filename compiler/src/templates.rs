@@ -20,6 +20,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/custom-ca-trust-certificates.pem.j2"),
     ),
     (
+        "apiclient-commands.sh.j2",
+        include_str!("../templates/apiclient-commands.sh.j2"),
+    ),
+    (
         "talosctl-commands.sh.j2",
         include_str!("../templates/talosctl-commands.sh.j2"),
     ),

@@ -75,6 +75,11 @@ fn talos_example() {
 }
 
 #[test]
+fn bottlerocket_example() {
+    snapshot_all("bottlerocket");
+}
+
+#[test]
 fn rendering_twice_gives_the_same_bytes() {
     for example in [
         "basic",
@@ -84,6 +89,7 @@ fn rendering_twice_gives_the_same_bytes() {
         "cluster-trust-bundle",
         "openshift",
         "talos",
+        "bottlerocket",
     ] {
         assert_eq!(rendered(example), rendered(example));
     }

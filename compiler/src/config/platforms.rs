@@ -11,10 +11,17 @@ pub struct PlatformTargets {
     pub cluster_trust_bundle: Option<ClusterTrustBundleTarget>,
     pub openshift: Option<OpenShiftTarget>,
     pub talos: Option<TalosTarget>,
+    pub bottlerocket: Option<BottlerocketTarget>,
 }
 
 /// The trust.yaml key of each platform target, in rendering order.
-pub const PLATFORM_KEYS: &[&str] = &["trustManager", "clusterTrustBundle", "openshift", "talos"];
+pub const PLATFORM_KEYS: &[&str] = &[
+    "trustManager",
+    "clusterTrustBundle",
+    "openshift",
+    "talos",
+    "bottlerocket",
+];
 
 /// The name a platform object takes when trust.yaml names none.
 pub fn default_name(config_name: &str, suffix: &str) -> String {
@@ -126,6 +133,13 @@ pub struct TalosTarget {
     pub talos_version: Spanned<Option<TalosVersion>>,
     /// `talosctl --nodes` (IP addresses or host names); empty: `$TALOS_NODES`.
     pub nodes: Vec<Spanned<String>>,
+    pub span: Span,
+}
+
+/// `targets.bottlerocket`: the `[settings.pki.catrust-<metadata.name>]` user-data
+/// fragment and the `apiclient set` line. No settings yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BottlerocketTarget {
     pub span: Span,
 }
 

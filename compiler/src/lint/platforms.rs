@@ -4,6 +4,7 @@
 use crate::config::{name_or_default, TalosVersion, TrustConfig};
 use crate::diag::Diagnostic;
 use crate::load::Loaded;
+use crate::render::platforms::bottlerocket::USER_DATA_LIMIT;
 use crate::render::platforms::openshift::USER_CA_BUNDLE;
 use crate::render::platforms::trust_manager::signer_prefix;
 use crate::render::platforms::Platform;
@@ -214,6 +215,48 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
                     "list nodes as talosctl --nodes takes them: `10.0.0.2`, `fd00::2` or `cp-1.corp.example`",
                 ));
             }
+        }
+    }
+    if let Some(br) = &p.bottlerocket {
+        if empty {
+            out.push(error(
+                Code::Ct502,
+                file,
+                br.span,
+                "bottlerocket: no certificate for `settings.pki`".into(),
+                "add an authority",
+            ));
+        }
+        for a in &config.authorities {
+            if let Some(first) = a.registries.first() {
+                out.push(error(
+                    Code::Ct541,
+                    file,
+                    first.span,
+                    format!("bottlerocket: authority `{}` is for registries, but Bottlerocket trusts it for every TLS connection", a.name.value),
+                    "accept it (it is in the system bundle), or keep registry-only CAs out of the Bottlerocket trust.yaml",
+                ));
+            }
+        }
+        if let Some(d) = config.distrust.first() {
+            out.push(error(
+                Code::Ct542,
+                file,
+                d.sha256.span,
+                "bottlerocket: `distrust` names fingerprints; Bottlerocket distrusts only a certificate it is given (`trusted = false`)".into(),
+                "Bottlerocket nodes keep trusting a distrusted CA of their default store; CAs removed from `authorities` leave the catrust bundle at the next apply",
+            ));
+        }
+        let size =
+            crate::render::platforms::bottlerocket::user_data(config, &loaded.certificates).len();
+        if size > USER_DATA_LIMIT {
+            out.push(error(
+                Code::Ct543,
+                file,
+                br.span,
+                format!("bottlerocket: the user-data fragment is {size} bytes; EC2 user data holds at most {USER_DATA_LIMIT}"),
+                "trust fewer CAs, or set them from a bootstrap container with apiclient-commands.sh",
+            ));
         }
     }
     if let Some(ctb) = &p.cluster_trust_bundle {

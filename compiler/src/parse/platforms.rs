@@ -19,6 +19,13 @@ impl Cx<'_> {
                 .and_then(|n| self.cluster_trust_bundle(n)),
             openshift: map.take("openshift").and_then(|n| self.openshift(n)),
             talos: map.take("talos").and_then(|n| self.talos(n)),
+            bottlerocket: map.take("bottlerocket").and_then(|n| {
+                const WHAT: &str = "spec.targets.bottlerocket";
+                let map = self.map(n, WHAT)?;
+                let span = map.span;
+                self.finish(map, WHAT, &[]);
+                Some(BottlerocketTarget { span })
+            }),
         }
     }
 

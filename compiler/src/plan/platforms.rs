@@ -123,6 +123,13 @@ fn facts(p: Platform) -> Facts {
                 "machine-config-operator pkg/daemon/certificate_writer.go:236-276 (commit 81136ed1a)",
             )),
         },
+        Platform::Bottlerocket => Facts {
+            output: "bottlerocket-pki",
+            changed: "settings.pki bundle changes: `apiclient set` on a running node makes certdog rewrite the trust store and try-restarts containerd, no reboot; a new launch-template version with the changed user data recycles every node of an EKS managed node group",
+            removed: "the bottlerocket target is removed: nodes keep the catrust bundle until it is set to an empty `data` (`apiclient set pki.<name>.data=\"\"`)",
+            source: "bottlerocket-os/bottlerocket sources/shared-defaults/containerd-cri-pki.toml and defaults.toml:24-26,197-199 (affected services pki + containerd); docs.aws.amazon.com EKS launch-templates (\"all nodes in the group are recycled\")",
+            registries: None,
+        },
         Platform::Talos => Facts {
             output: "talos-trusted-roots",
             changed: "TrustedRootsConfig changes: `talosctl patch mc --mode=no-reboot` updates each node's trusted roots in place, no reboot (Talos 1.8 and later)",

@@ -2,6 +2,7 @@
 //! (trust-manager and ClusterTrustBundle for pods, OpenShift, Talos). Pure, like the
 //! other renderers; every platform trusts one set per cluster (`pools` is CT501).
 
+pub mod bottlerocket;
 pub mod openshift;
 pub mod talos;
 pub mod trust_manager;
@@ -22,14 +23,16 @@ pub enum Platform {
     ClusterTrustBundle,
     OpenShift,
     Talos,
+    Bottlerocket,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] = [
+    pub const ALL: [Platform; 5] = [
         Platform::TrustManager,
         Platform::ClusterTrustBundle,
         Platform::OpenShift,
         Platform::Talos,
+        Platform::Bottlerocket,
     ];
 
     /// The key under `spec.targets`.
@@ -39,6 +42,7 @@ impl Platform {
             Platform::ClusterTrustBundle => "clusterTrustBundle",
             Platform::OpenShift => "openshift",
             Platform::Talos => "talos",
+            Platform::Bottlerocket => "bottlerocket",
         }
     }
 
@@ -49,6 +53,7 @@ impl Platform {
             Platform::ClusterTrustBundle => p.cluster_trust_bundle.is_some(),
             Platform::OpenShift => p.openshift.is_some(),
             Platform::Talos => p.talos.is_some(),
+            Platform::Bottlerocket => p.bottlerocket.is_some(),
         }
     }
 }
@@ -161,6 +166,10 @@ pub(super) fn render(
         Platform::Talos => {
             let talos = p.talos.as_ref().ok_or_else(missing)?;
             talos::render(config, talos, certificates, templates, provenance, out)?;
+        }
+        Platform::Bottlerocket => {
+            p.bottlerocket.as_ref().ok_or_else(missing)?;
+            bottlerocket::render(config, certificates, templates, provenance, out)?;
         }
     }
     Ok(())
