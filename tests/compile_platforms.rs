@@ -454,28 +454,11 @@ fn talos_patch_validates_and_the_script_passes_the_nodes_quoted() {
     let shellcheck = require_tool("shellcheck", "shellcheck");
     let o = run(std::process::Command::new(shellcheck).arg(&script));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    let bin = out.join("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(
-        bin.join("talosctl"),
-        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(bin.join("talosctl"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let o = run(std::process::Command::new("bash")
-        .arg(&script)
-        .env("PATH", &path));
-    let args = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{args}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     let patch = format!("@{}", out.join("talos/machine-config-patch.yaml").display());
+    let o = run_with_echo(&script, "talosctl", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        args.lines().collect::<Vec<_>>(),
+        lines(&o),
         [
             "patch",
             "machineconfig",
@@ -493,18 +476,10 @@ fn talos_patch_validates_and_the_script_passes_the_nodes_quoted() {
     let o = catrust(open.path(), &["build", "--out", "out"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let script = open.path().join("out/talos/talosctl-commands.sh");
-    let o = run(std::process::Command::new("bash")
-        .arg(&script)
-        .env("PATH", &path)
-        .env_remove("TALOS_NODES"));
+    let o = run_with_echo(&script, "talosctl", &[]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("TALOS_NODES"));
-    let o = run(std::process::Command::new("bash")
-        .arg(&script)
-        .env("PATH", &path)
-        .env("TALOS_NODES", "10.0.0.9"));
-    assert!(String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .any(|l| l == "10.0.0.9"));
+    let o = run_with_echo(&script, "talosctl", &[("TALOS_NODES", "10.0.0.9")]);
+    assert!(lines(&o).iter().any(|l| l == "10.0.0.9"));
 }
 
 #[test]
@@ -622,8 +597,9 @@ fn toml_as_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// Runs a rendered script with `tool` replaced by one that prints its arguments one per line.
-fn run_with_echo(script: &Path, tool: &str) -> Vec<String> {
+/// Runs a rendered script with `tool` replaced by one that prints its arguments one
+/// per line, with `env` set (and TALOS_NODES unset unless given).
+fn run_with_echo(script: &Path, tool: &str, env: &[(&str, &str)]) -> std::process::Output {
     let bin = tempfile::tempdir().unwrap();
     std::fs::write(
         bin.path().join(tool),
@@ -641,10 +617,15 @@ fn run_with_echo(script: &Path, tool: &str) -> Vec<String> {
         bin.path().display(),
         std::env::var("PATH").unwrap()
     );
-    let o = run(std::process::Command::new("bash")
-        .arg(script)
-        .env("PATH", &path));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(script).env("PATH", &path).env_remove("TALOS_NODES");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+fn lines(o: &std::process::Output) -> Vec<String> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(str::to_string)
@@ -678,8 +659,10 @@ fn bottlerocket_user_data_validates_and_apiclient_sets_the_same_bundle() {
     let script = out.join("bottlerocket/apiclient-commands.sh");
     let o = run(std::process::Command::new(require_tool("shellcheck", "shellcheck")).arg(&script));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run_with_echo(&script, "apiclient", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        run_with_echo(&script, "apiclient"),
+        lines(&o),
         [
             "set".to_string(),
             format!("pki.catrust-corp.data={data}"),
@@ -742,4 +725,68 @@ fn bottlerocket_registry_cas_distrust_and_size_are_findings() {
     std::fs::write(big.path().join("trust.yaml"), text).unwrap();
     let codes = refused(big.path());
     assert!(codes.contains(&"CT543".to_string()), "{codes:?}");
+}
+
+#[test]
+fn k3s_registries_yaml_validates_and_names_the_ca_files_it_writes() {
+    let (_tmp, out) = build("k3s", &[]);
+    let text = read(&out.join("k3s/registries.yaml"));
+    validate_yaml(
+        &schema_path("platforms/k3s-rke2_registries.yaml.json"),
+        "registries.yaml",
+        &text,
+    );
+    let doc = &yaml_documents(&text)[0];
+    let configs = doc["configs"].as_object().unwrap();
+    assert_eq!(
+        configs.keys().collect::<Vec<_>>(),
+        ["models.corp.example", "registry.corp.example:5000"]
+    );
+    for (host, cfg) in configs {
+        let ca_file = cfg["tls"]["ca_file"].as_str().unwrap();
+        let name = ca_file
+            .strip_prefix("/etc/rancher/k3s/catrust/")
+            .unwrap_or_else(|| panic!("{host}: {ca_file}"));
+        let rendered = format!("k3s/catrust/{name}");
+        assert_eq!(openssl_cas(&read(&out.join(&rendered))), 1, "{rendered}");
+        assert!(lock_files(&out).contains(&rendered) && !resources(&out).contains(&rendered));
+    }
+    // RKE2 reads the same format from its own folder.
+    let rke2 = variant("k3s", |t| {
+        t.replace("distribution: k3s", "distribution: rke2")
+    });
+    let o = catrust(rke2.path(), &["build", "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(read(&rke2.path().join("out/k3s/registries.yaml"))
+        .contains("ca_file: /etc/rancher/rke2/catrust/"));
+}
+
+#[test]
+fn k3s_without_registries_and_beside_the_agent_are_findings() {
+    let codes = |dir: &Path| -> Vec<String> {
+        let o = catrust(dir, &["lint", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let none = variant("k3s", |t| {
+        t.replace("      registries: [registry.corp.example:5000]\n", "")
+            .replace("      registries: [models.corp.example]\n", "")
+    });
+    assert_eq!(codes(none.path()), ["CT551"]);
+    let both = variant("k3s", |t| {
+        t.replace(
+            "  targets:\n",
+            "  targets:\n    agent:\n      image: ghcr.io/example/catrust-agent:0.1.0\n",
+        )
+    });
+    assert_eq!(codes(both.path()), ["CT552"]);
+    let bad = variant("k3s", |t| {
+        t.replace("distribution: k3s", "distribution: microk8s")
+    });
+    assert_eq!(refused(bad.path()), ["CT006"]);
 }

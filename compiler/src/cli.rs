@@ -42,6 +42,7 @@ enum Target {
     Openshift,
     Talos,
     Bottlerocket,
+    K3s,
     All,
 }
 
@@ -309,6 +310,7 @@ fn build(
         Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
         Target::Talos => TargetSelection::Platform(Platform::Talos),
         Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
+        Target::K3s => TargetSelection::Platform(Platform::K3s),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

@@ -4,7 +4,7 @@
 //! rule metadata and the docs are all generated from it. Codes are never renumbered;
 //! new rules take the next free number in their family (0xx structure, 1xx PEM hygiene,
 //! 2xx certificate content, 3xx AKS, 4xx git and rendered output, 5xx platform targets:
-//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket).
+//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket, 55x k3s/RKE2).
 
 use std::fmt;
 
@@ -203,7 +203,7 @@ rules! {
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
     Ct501 = "CT501", Error, "`pools` used with a platform target that trusts one set per cluster",
-        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos and Bottlerocket each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
+        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos, Bottlerocket and k3s each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
         fix: "Drop `pools` from the authority, or render it with the agent target only (a separate trust.yaml for the platform).",
         example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.trustManager";
     Ct502 = "CT502", Error, "a platform target with nothing to trust",
@@ -254,6 +254,14 @@ rules! {
         why: "EC2 accepts at most 16 KiB of user data; Bottlerocket's docs: \"If your user data is over the size limit … use apiclient … from within a bootstrap container\".",
         fix: "Trust fewer CAs on Bottlerocket, or run the rendered apiclient-commands.sh from a bootstrap container instead of putting the bundle in user data.",
         example: "# 10 or more RSA-4096 roots with targets.bottlerocket";
+    Ct551 = "CT551", Warning, "k3s target without any registry CA",
+        why: "The k3s target renders registries.yaml (`configs.<host>.tls.ca_file`) and its CA files only: k3s has no setting for the node's OS trust store. Without an authority naming `registries` it writes an empty `configs`.",
+        fix: "Add `registries: [host:port]` to the authorities k3s' containerd should trust, and use the agent target for the OS store.",
+        example: "targets:\n  k3s: {}   # no authority has registries";
+    Ct552 = "CT552", Warning, "the agent and k3s targets both carry registry CAs",
+        why: "k3s and RKE2 run their own containerd, which reads `<data-dir>/agent/etc/containerd/certs.d`; k3s rewrites that folder from registries.yaml at every start, so anything the agent wrote there would be lost, and the agent's `/etc/containerd/certs.d` is not read by k3s at all. On k3s nodes the registry CAs reach containerd only through registries.yaml.",
+        fix: "Keep both if the same trust.yaml also serves non-k3s nodes; on k3s nodes rely on registries.yaml for registries and on the agent only for the OS store (never point the agent at k3s' certs.d).",
+        example: "targets:\n  agent: {image: …}\n  k3s: {}   # with authorities naming registries";
 }
 
 impl Code {

@@ -80,6 +80,11 @@ fn bottlerocket_example() {
 }
 
 #[test]
+fn k3s_example() {
+    snapshot_all("k3s");
+}
+
+#[test]
 fn rendering_twice_gives_the_same_bytes() {
     for example in [
         "basic",
@@ -90,6 +95,7 @@ fn rendering_twice_gives_the_same_bytes() {
         "openshift",
         "talos",
         "bottlerocket",
+        "k3s",
     ] {
         assert_eq!(rendered(example), rendered(example));
     }

@@ -12,6 +12,7 @@ pub struct PlatformTargets {
     pub openshift: Option<OpenShiftTarget>,
     pub talos: Option<TalosTarget>,
     pub bottlerocket: Option<BottlerocketTarget>,
+    pub k3s: Option<K3sTarget>,
 }
 
 /// The trust.yaml key of each platform target, in rendering order.
@@ -21,6 +22,7 @@ pub const PLATFORM_KEYS: &[&str] = &[
     "openshift",
     "talos",
     "bottlerocket",
+    "k3s",
 ];
 
 /// The name a platform object takes when trust.yaml names none.
@@ -140,6 +142,20 @@ pub struct TalosTarget {
 /// fragment and the `apiclient set` line. No settings yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BottlerocketTarget {
+    pub span: Span,
+}
+
+/// Which of the two Rancher distributions (they read the same registries.yaml format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum K3sDistribution {
+    K3s,
+    Rke2,
+}
+
+/// `targets.k3s`: `registries.yaml` and the CA files it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K3sTarget {
+    pub distribution: Spanned<K3sDistribution>,
     pub span: Span,
 }
 

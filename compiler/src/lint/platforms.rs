@@ -259,6 +259,26 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
             ));
         }
     }
+    if let Some(k3s) = &p.k3s {
+        let registries = config.authorities.iter().any(|a| !a.registries.is_empty());
+        if !registries {
+            out.push(error(
+                Code::Ct551,
+                file,
+                k3s.span,
+                "k3s: no authority names `registries`, so registries.yaml trusts nothing".into(),
+                "add `registries: [host:port]` to the authorities k3s' containerd should trust, or remove the target",
+            ));
+        } else if let Some(agent) = &config.targets.agent {
+            out.push(error(
+                Code::Ct552,
+                file,
+                agent.span,
+                "k3s and agent both carry registry CAs: on k3s/RKE2 nodes only registries.yaml reaches k3s' containerd".into(),
+                "keep the agent for the OS store on k3s nodes; k3s renders its own certs.d from registries.yaml at start and the agent must not edit it",
+            ));
+        }
+    }
     if let Some(ctb) = &p.cluster_trust_bundle {
         if empty {
             out.push(error(

@@ -26,6 +26,7 @@ impl Cx<'_> {
                 self.finish(map, WHAT, &[]);
                 Some(BottlerocketTarget { span })
             }),
+            k3s: map.take("k3s").and_then(|n| self.k3s(n)),
         }
     }
 
@@ -113,6 +114,29 @@ impl Cx<'_> {
             registry_config_map,
             span,
         })
+    }
+
+    fn k3s(&mut self, node: &MarkedYaml) -> Option<K3sTarget> {
+        const WHAT: &str = "spec.targets.k3s";
+        let mut map = self.map(node, WHAT)?;
+        let distribution = match self.opt_string(&mut map, "distribution", WHAT) {
+            Some(d) => match d.value.as_str() {
+                "k3s" => Spanned::new(K3sDistribution::K3s, d.span),
+                "rke2" => Spanned::new(K3sDistribution::Rke2, d.span),
+                other => {
+                    self.error(
+                        Code::Ct006,
+                        d.span,
+                        format!("distribution `{other}` is not one of k3s, rke2"),
+                    );
+                    Spanned::new(K3sDistribution::K3s, d.span)
+                }
+            },
+            None => Spanned::new(K3sDistribution::K3s, map.span),
+        };
+        let span = map.span;
+        self.finish(map, WHAT, &["distribution"]);
+        Some(K3sTarget { distribution, span })
     }
 
     fn talos(&mut self, node: &MarkedYaml) -> Option<TalosTarget> {

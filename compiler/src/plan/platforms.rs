@@ -130,6 +130,13 @@ fn facts(p: Platform) -> Facts {
             source: "bottlerocket-os/bottlerocket sources/shared-defaults/containerd-cri-pki.toml and defaults.toml:24-26,197-199 (affected services pki + containerd); docs.aws.amazon.com EKS launch-templates (\"all nodes in the group are recycled\")",
             registries: None,
         },
+        Platform::K3s => Facts {
+            output: "k3s-registries",
+            changed: "registries.yaml changes: k3s/RKE2 read it only at start: put it and the CA files on every node and restart the k3s (or rke2-server / rke2-agent) service, no reboot; k3s then rewrites its own containerd certs.d from it",
+            removed: "the k3s target is removed: nodes keep their registries.yaml until the provisioning tool removes it and the service restarts",
+            source: "k3s-io/docs docs/installation/private-registry.md (\"you need to restart K3s on each node\"); rancher/rke2-docs docs/install/containerd_registry_configuration.md",
+            registries: None,
+        },
         Platform::Talos => Facts {
             output: "talos-trusted-roots",
             changed: "TrustedRootsConfig changes: `talosctl patch mc --mode=no-reboot` updates each node's trusted roots in place, no reboot (Talos 1.8 and later)",

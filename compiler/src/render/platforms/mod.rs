@@ -1,8 +1,10 @@
 //! The platform targets: each platform's own object or file for trusting a CA
 //! (trust-manager and ClusterTrustBundle for pods, OpenShift, Talos). Pure, like the
 //! other renderers; every platform trusts one set per cluster (`pools` is CT501).
+//! `k3s` renders only the registries' CAs (the OS store of k3s nodes is the agent's).
 
 pub mod bottlerocket;
+pub mod k3s;
 pub mod openshift;
 pub mod talos;
 pub mod trust_manager;
@@ -24,15 +26,17 @@ pub enum Platform {
     OpenShift,
     Talos,
     Bottlerocket,
+    K3s,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 5] = [
+    pub const ALL: [Platform; 6] = [
         Platform::TrustManager,
         Platform::ClusterTrustBundle,
         Platform::OpenShift,
         Platform::Talos,
         Platform::Bottlerocket,
+        Platform::K3s,
     ];
 
     /// The key under `spec.targets`.
@@ -43,6 +47,7 @@ impl Platform {
             Platform::OpenShift => "openshift",
             Platform::Talos => "talos",
             Platform::Bottlerocket => "bottlerocket",
+            Platform::K3s => "k3s",
         }
     }
 
@@ -54,6 +59,7 @@ impl Platform {
             Platform::OpenShift => p.openshift.is_some(),
             Platform::Talos => p.talos.is_some(),
             Platform::Bottlerocket => p.bottlerocket.is_some(),
+            Platform::K3s => p.k3s.is_some(),
         }
     }
 }
@@ -170,6 +176,10 @@ pub(super) fn render(
         Platform::Bottlerocket => {
             p.bottlerocket.as_ref().ok_or_else(missing)?;
             bottlerocket::render(config, certificates, templates, provenance, out)?;
+        }
+        Platform::K3s => {
+            let k3s = p.k3s.as_ref().ok_or_else(missing)?;
+            k3s::render(config, k3s, certificates, out);
         }
     }
     Ok(())
