@@ -790,3 +790,141 @@ fn k3s_without_registries_and_beside_the_agent_are_findings() {
     });
     assert_eq!(refused(bad.path()), ["CT006"]);
 }
+
+/// The file as gcloud itself reads it: `LoadContainerdConfigFromYAML` of the Cloud
+/// SDK's own Python (`gcloud container clusters update --containerd-config-from-file`).
+fn gcloud_parses(config: &Path) -> String {
+    let gcloud = require_tool("gcloud", "google-cloud-cli (Google's Debian repository)");
+    let sdk = std::fs::canonicalize(&gcloud).unwrap();
+    let root = sdk.parent().unwrap().parent().unwrap();
+    let script = "import sys\nroot = sys.argv[1]\nsys.path[:0] = [root + '/lib', root + '/lib/third_party']\nfrom googlecloudsdk.api_lib.container import util\nfrom googlecloudsdk.generated_clients.apis.container.v1 import container_v1_messages as m\nc = m.ContainerdConfig()\nutil.LoadContainerdConfigFromYAML(c, open(sys.argv[2]).read(), m)\nprint(c)\n";
+    let o = run(
+        std::process::Command::new(require_tool("python3", "python3"))
+            .arg("-c")
+            .arg(script)
+            .arg(root)
+            .arg(config),
+    );
+    assert!(
+        o.status.success(),
+        "gcloud refuses {}: {}",
+        config.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn gke_containerd_config_validates_and_gcloud_reads_it() {
+    let (_tmp, out) = build("gke", &[]);
+    let config = out.join("gke/containerd-config.yaml");
+    validate_yaml(
+        &schema_path("platforms/gke_containerd-config-from-file.json"),
+        "containerd-config",
+        &read(&config),
+    );
+    let parsed = gcloud_parses(&config);
+    assert!(
+        parsed.contains(
+            "secretUri: 'projects/my-project/secrets/catrust-corp-corp-root-2024/versions/latest'"
+        ),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("fqdns: ['registry.corp.example:5000']"),
+        "{parsed}"
+    );
+    for file in [
+        "gke/containerd-config.yaml",
+        "gke/gcloud-commands.sh",
+        "gke/certs/corp-root-2024.pem",
+    ] {
+        assert!(lock_files(&out).contains(&file.to_string()), "{file}");
+        assert!(!resources(&out).contains(&file.to_string()), "{file}");
+    }
+    assert_eq!(
+        openssl_cas(&read(&out.join("gke/certs/models-registry-ca.pem"))),
+        1
+    );
+    let script = out.join("gke/gcloud-commands.sh");
+    let o = run(std::process::Command::new(require_tool("shellcheck", "shellcheck")).arg(&script));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run_with_echo(&script, "gcloud", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = lines(&o);
+    let data_file = format!(
+        "--data-file={}/certs/corp-root-2024.pem",
+        out.join("gke").display()
+    );
+    assert!(args.contains(&data_file), "{args:?}");
+    let update = format!("--containerd-config-from-file={}", config.display());
+    assert_eq!(
+        args[args.len() - 9..],
+        [
+            "container",
+            "clusters",
+            "update",
+            "gke-prod",
+            "--project",
+            "my-project",
+            "--location",
+            "europe-west1",
+            update.as_str()
+        ]
+    );
+}
+
+#[test]
+fn gke_limits_and_hostile_names_are_refused_with_their_codes() {
+    let six: String = (1..=6).map(|i| format!("    - name: r{i}\n      file: certs/r{i}.pem\n      registries: [r{i}.corp.example]\n")).collect();
+    let many = variant("gke", |t| {
+        t.replace("  targets:\n", &format!("{six}  targets:\n"))
+    });
+    for i in 1..=6 {
+        let ca = catrust_tests::pki::make_ca(many.path(), &format!("r{i}"), 3650);
+        std::fs::copy(&ca.cert, many.path().join(format!("certs/r{i}.pem"))).unwrap();
+    }
+    assert_eq!(refused(many.path()), ["CT561"]);
+    let fqdns: Vec<String> = (1..=26).map(|i| format!("r{i}.corp.example")).collect();
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "registries: [models.corp.example]",
+            format!("registries: [{}]", fqdns.join(", ")),
+            &["CT562"],
+        ),
+        (
+            "registries: [models.corp.example]",
+            "registries: [\"*.corp.example\"]".into(),
+            &["CT006", "CT563"],
+        ),
+        (
+            "registries: [models.corp.example]",
+            "registries: [registry.corp.example:5000]".into(),
+            &["CT564"],
+        ),
+        (
+            "project: my-project",
+            "project: \"my-project'; rm -rf / #\"".into(),
+            &["CT565"],
+        ),
+        (
+            "cluster: gke-prod",
+            "cluster: \"$(reboot)\"".into(),
+            &["CT565"],
+        ),
+        (
+            "location: europe-west1",
+            "location: \"--impersonate-service-account=x\"".into(),
+            &["CT565"],
+        ),
+    ];
+    for (from, to, codes) in &cases {
+        let dir = variant("gke", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replace(from, to)
+        });
+        let mut found = refused(dir.path());
+        found.sort();
+        assert_eq!(&found, codes, "{to}");
+    }
+}

@@ -43,6 +43,7 @@ enum Target {
     Talos,
     Bottlerocket,
     K3s,
+    Gke,
     All,
 }
 
@@ -311,6 +312,7 @@ fn build(
         Target::Talos => TargetSelection::Platform(Platform::Talos),
         Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
         Target::K3s => TargetSelection::Platform(Platform::K3s),
+        Target::Gke => TargetSelection::Platform(Platform::Gke),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

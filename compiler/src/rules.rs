@@ -4,7 +4,7 @@
 //! rule metadata and the docs are all generated from it. Codes are never renumbered;
 //! new rules take the next free number in their family (0xx structure, 1xx PEM hygiene,
 //! 2xx certificate content, 3xx AKS, 4xx git and rendered output, 5xx platform targets:
-//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket, 55x k3s/RKE2).
+//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket, 55x k3s/RKE2, 56x GKE).
 
 use std::fmt;
 
@@ -203,7 +203,7 @@ rules! {
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
     Ct501 = "CT501", Error, "`pools` used with a platform target that trusts one set per cluster",
-        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos, Bottlerocket and k3s each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
+        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos, Bottlerocket, k3s and GKE each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
         fix: "Drop `pools` from the authority, or render it with the agent target only (a separate trust.yaml for the platform).",
         example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.trustManager";
     Ct502 = "CT502", Error, "a platform target with nothing to trust",
@@ -262,6 +262,30 @@ rules! {
         why: "k3s and RKE2 run their own containerd, which reads `<data-dir>/agent/etc/containerd/certs.d`; k3s rewrites that folder from registries.yaml at every start, so anything the agent wrote there would be lost, and the agent's `/etc/containerd/certs.d` is not read by k3s at all. On k3s nodes the registry CAs reach containerd only through registries.yaml.",
         fix: "Keep both if the same trust.yaml also serves non-k3s nodes; on k3s nodes rely on registries.yaml for registries and on the agent only for the OS store (never point the agent at k3s' certs.d).",
         example: "targets:\n  agent: {image: …}\n  k3s: {}   # with authorities naming registries";
+    Ct561 = "CT561", Error, "more than 5 registry certificates for GKE",
+        why: "GKE's private-registry CA configuration takes at most 5 certificates per cluster (`certificateAuthorityDomainConfig`); gcloud or the API refuses more.",
+        fix: "Issue the registries' certificates from fewer CAs (one common root), or leave the rest to the agent target.",
+        example: "# six authorities with `registries` and targets.gke";
+    Ct562 = "CT562", Error, "more than 25 FQDNs for one GKE certificate",
+        why: "GKE takes at most 25 `fqdns` per certificate.",
+        fix: "Serve the registries through fewer hosts (a mirror), or split them over two CAs.",
+        example: "registries: [r1.corp, r2.corp, …, r26.corp]   # with targets.gke";
+    Ct563 = "CT563", Error, "a wildcard registry for GKE",
+        why: "GKE's `fqdns` are exact `host[:port]` names; wildcards are not supported (and not a containerd host either, CT006).",
+        fix: "List each registry host exactly.",
+        example: "registries: [\"*.corp.example\"]";
+    Ct564 = "CT564", Error, "one registry under two GKE certificates",
+        why: "GKE maps each FQDN to one certificate only; the same registry under two authorities is refused.",
+        fix: "Name the registry on one authority (during a rotation, move it from the old CA to the new one).",
+        example: "authorities:\n  - {name: a, file: a.pem, registries: [r.corp]}\n  - {name: b, file: b.pem, registries: [r.corp]}";
+    Ct565 = "CT565", Error, "a GKE project, cluster or location that is not a GCP name",
+        why: "The values become gcloud arguments and a Secret Manager URI; a GCP project ID is 6 to 30 lowercase letters, digits and `-` starting with a letter, a cluster name at most 40 of them, a location a region or zone. Anything else is a typo or shell text.",
+        fix: "Copy the names from `gcloud projects list` and `gcloud container clusters list`.",
+        example: "targets:\n  gke:\n    project: \"my project; rm -rf /\"";
+    Ct566 = "CT566", Warning, "GKE target without any registry CA",
+        why: "GKE trusts private CAs only for image registries (`privateRegistryAccessConfig`); without an authority naming `registries`, the rendered file disables it.",
+        fix: "Add `registries` to the CAs of your private registries; node-wide trust on GKE needs the agent target.",
+        example: "targets:\n  gke: {project: my-project, cluster: gke-prod, location: europe-west1}   # no registries";
 }
 
 impl Code {

@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/apiclient-commands.sh.j2"),
     ),
     (
+        "gcloud-commands.sh.j2",
+        include_str!("../templates/gcloud-commands.sh.j2"),
+    ),
+    (
         "talosctl-commands.sh.j2",
         include_str!("../templates/talosctl-commands.sh.j2"),
     ),

@@ -85,6 +85,11 @@ fn k3s_example() {
 }
 
 #[test]
+fn gke_example() {
+    snapshot_all("gke");
+}
+
+#[test]
 fn rendering_twice_gives_the_same_bytes() {
     for example in [
         "basic",
@@ -96,6 +101,7 @@ fn rendering_twice_gives_the_same_bytes() {
         "talos",
         "bottlerocket",
         "k3s",
+        "gke",
     ] {
         assert_eq!(rendered(example), rendered(example));
     }

@@ -13,6 +13,7 @@ pub struct PlatformTargets {
     pub talos: Option<TalosTarget>,
     pub bottlerocket: Option<BottlerocketTarget>,
     pub k3s: Option<K3sTarget>,
+    pub gke: Option<GkeTarget>,
 }
 
 /// The trust.yaml key of each platform target, in rendering order.
@@ -23,6 +24,7 @@ pub const PLATFORM_KEYS: &[&str] = &[
     "talos",
     "bottlerocket",
     "k3s",
+    "gke",
 ];
 
 /// The name a platform object takes when trust.yaml names none.
@@ -156,6 +158,16 @@ pub enum K3sDistribution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct K3sTarget {
     pub distribution: Spanned<K3sDistribution>,
+    pub span: Span,
+}
+
+/// `targets.gke`: the `--containerd-config-from-file` YAML and the gcloud script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GkeTarget {
+    pub project: Spanned<String>,
+    pub cluster: Spanned<String>,
+    /// Region or zone (`--location`).
+    pub location: Spanned<String>,
     pub span: Span,
 }
 

@@ -279,6 +279,9 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
             ));
         }
     }
+    if let Some(gke) = &p.gke {
+        gke_limits(config, loaded, gke, file, out);
+    }
     if let Some(ctb) = &p.cluster_trust_bundle {
         if empty {
             out.push(error(
@@ -314,6 +317,108 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
                 ))
             }
             _ => {}
+        }
+    }
+}
+
+/// GKE project ID: 6 to 30 of lowercase letters, digits and `-`, starting with a letter.
+fn is_gcp_project(s: &str) -> bool {
+    (6..=30).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn gke_limits(
+    config: &TrustConfig,
+    loaded: &Loaded,
+    gke: &crate::config::GkeTarget,
+    file: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    use crate::render::platforms::gke::{domain_configs, MAX_CERTIFICATES, MAX_FQDNS};
+    let names = [
+        ("project", &gke.project, is_gcp_project(&gke.project.value)),
+        (
+            "cluster",
+            &gke.cluster,
+            gke.cluster.value.len() <= 40
+                && gke
+                    .cluster
+                    .value
+                    .starts_with(|c: char| c.is_ascii_lowercase())
+                && catrust_bundle::is_dns_label(&gke.cluster.value),
+        ),
+        (
+            "location",
+            &gke.location,
+            catrust_bundle::is_dns_label(&gke.location.value),
+        ),
+    ];
+    for (what, value, ok) in names {
+        if !ok {
+            out.push(error(
+                Code::Ct565,
+                file,
+                value.span,
+                format!("gke.{what} `{}` is not a GCP {what} name", value.value),
+                "use the lowercase name gcloud shows (`gcloud projects list`, `gcloud container clusters list`), such as `my-project` / `gke-prod` / `europe-west1`",
+            ));
+        }
+    }
+    for a in &config.authorities {
+        for r in a.registries.iter().filter(|r| r.value.contains('*')) {
+            out.push(error(
+                Code::Ct563,
+                file,
+                r.span,
+                format!(
+                    "gke: `{}` is a wildcard; GKE takes exact FQDNs only",
+                    r.value
+                ),
+                "list each registry host (and port) exactly",
+            ));
+        }
+        if a.registries.len() > MAX_FQDNS {
+            out.push(error(
+                Code::Ct562,
+                file,
+                a.registries[MAX_FQDNS].span,
+                format!("gke: authority `{}` names {} registries; GKE takes at most {MAX_FQDNS} FQDNs per certificate", a.name.value, a.registries.len()),
+                "split the registries over fewer hosts (a mirror), or render the rest with another target",
+            ));
+        }
+    }
+    let domains = domain_configs(config, &loaded.certificates);
+    if domains.is_empty() {
+        out.push(error(Code::Ct566, file, gke.span, "gke: no authority names `registries`; GKE trusts private CAs only for registries, so the file disables it".into(), "add `registries` to the CAs of your private registries; node-wide trust on GKE needs the agent target"));
+    }
+    if let Some(extra) = domains.get(MAX_CERTIFICATES) {
+        let a = &config.authorities[extra.certificate.authority];
+        out.push(error(
+            Code::Ct561,
+            file,
+            a.registries.first().map_or(a.span, |r| r.span),
+            format!("gke: {} registry certificates; GKE takes at most {MAX_CERTIFICATES} per cluster (the 6th is `{}`)", domains.len(), extra.certificate.name),
+            "trust registries through fewer CAs (a common root), or leave the rest to the agent target",
+        ));
+    }
+    let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for d in &domains {
+        for r in &config.authorities[d.certificate.authority].registries {
+            match seen.get(r.value.as_str()) {
+                Some(other) if *other != d.certificate.name => out.push(error(
+                    Code::Ct564,
+                    file,
+                    r.span,
+                    format!("gke: `{}` is named by `{other}` and `{}`; GKE takes each FQDN in one certificate only", r.value, d.certificate.name),
+                    "name the registry on one authority only",
+                )),
+                _ => {
+                    seen.insert(&r.value, &d.certificate.name);
+                }
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ impl Cx<'_> {
                 Some(BottlerocketTarget { span })
             }),
             k3s: map.take("k3s").and_then(|n| self.k3s(n)),
+            gke: map.take("gke").and_then(|n| self.gke(n)),
         }
     }
 
@@ -137,6 +138,22 @@ impl Cx<'_> {
         let span = map.span;
         self.finish(map, WHAT, &["distribution"]);
         Some(K3sTarget { distribution, span })
+    }
+
+    fn gke(&mut self, node: &MarkedYaml) -> Option<GkeTarget> {
+        const WHAT: &str = "spec.targets.gke";
+        let mut map = self.map(node, WHAT)?;
+        let project = self.req_string(&mut map, "project", WHAT);
+        let cluster = self.req_string(&mut map, "cluster", WHAT);
+        let location = self.req_string(&mut map, "location", WHAT);
+        let span = map.span;
+        self.finish(map, WHAT, &["project", "cluster", "location"]);
+        Some(GkeTarget {
+            project: project?,
+            cluster: cluster?,
+            location: location?,
+            span,
+        })
     }
 
     fn talos(&mut self, node: &MarkedYaml) -> Option<TalosTarget> {

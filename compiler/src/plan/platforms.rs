@@ -137,6 +137,13 @@ fn facts(p: Platform) -> Facts {
             source: "k3s-io/docs docs/installation/private-registry.md (\"you need to restart K3s on each node\"); rancher/rke2-docs docs/install/containerd_registry_configuration.md",
             registries: None,
         },
+        Platform::Gke => Facts {
+            output: "gke-containerd-config",
+            changed: "GKE containerd configuration changes: `gcloud container clusters update --containerd-config-from-file` makes GKE re-create the nodes (only where auto-upgrade is on, within maintenance windows; otherwise upgrade to the same version by hand); a CA rotation needs two re-creations (add the new CA, then remove the old)",
+            removed: "the gke target is removed: nodes keep the last applied configuration until it is updated with `privateRegistryAccessConfig: {enabled: false}`",
+            source: "cloud.google.com/kubernetes-engine/docs/how-to/access-private-registries-private-certificates (\"Updating a cluster with a containerd configuration recreates the nodes\")",
+            registries: None,
+        },
         Platform::Talos => Facts {
             output: "talos-trusted-roots",
             changed: "TrustedRootsConfig changes: `talosctl patch mc --mode=no-reboot` updates each node's trusted roots in place, no reboot (Talos 1.8 and later)",

@@ -4,6 +4,7 @@
 //! `k3s` renders only the registries' CAs (the OS store of k3s nodes is the agent's).
 
 pub mod bottlerocket;
+pub mod gke;
 pub mod k3s;
 pub mod openshift;
 pub mod talos;
@@ -27,16 +28,18 @@ pub enum Platform {
     Talos,
     Bottlerocket,
     K3s,
+    Gke,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 6] = [
+    pub const ALL: [Platform; 7] = [
         Platform::TrustManager,
         Platform::ClusterTrustBundle,
         Platform::OpenShift,
         Platform::Talos,
         Platform::Bottlerocket,
         Platform::K3s,
+        Platform::Gke,
     ];
 
     /// The key under `spec.targets`.
@@ -48,6 +51,7 @@ impl Platform {
             Platform::Talos => "talos",
             Platform::Bottlerocket => "bottlerocket",
             Platform::K3s => "k3s",
+            Platform::Gke => "gke",
         }
     }
 
@@ -60,6 +64,7 @@ impl Platform {
             Platform::Talos => p.talos.is_some(),
             Platform::Bottlerocket => p.bottlerocket.is_some(),
             Platform::K3s => p.k3s.is_some(),
+            Platform::Gke => p.gke.is_some(),
         }
     }
 }
@@ -180,6 +185,10 @@ pub(super) fn render(
         Platform::K3s => {
             let k3s = p.k3s.as_ref().ok_or_else(missing)?;
             k3s::render(config, k3s, certificates, out);
+        }
+        Platform::Gke => {
+            let gke = p.gke.as_ref().ok_or_else(missing)?;
+            gke::render(config, gke, certificates, templates, provenance, out)?;
         }
     }
     Ok(())
