@@ -928,3 +928,99 @@ fn gke_limits_and_hostile_names_are_refused_with_their_codes() {
         assert_eq!(&found, codes, "{to}");
     }
 }
+
+#[test]
+fn a_trust_yaml_with_every_target_builds_and_every_document_validates() {
+    let every = "    clusterTrustBundle: {signerName: corp.example/roots}\n    openshift: {}\n    bottlerocket: {}\n    k3s: {}\n    gke: {project: my-project, cluster: gke-prod, location: europe-west1}\n";
+    let dir = variant("multi-platform", |t| {
+        t.replace("    talos:\n", &format!("{every}    talos:\n"))
+    });
+    let o = catrust(dir.path(), &["build", "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    let schemas = [
+        (
+            "trust-manager/bundle.yaml",
+            "platforms/trust.cert-manager.io_Bundle_v1alpha1.json",
+        ),
+        (
+            "cluster-trust-bundle/clustertrustbundle.yaml",
+            "platforms/certificates.k8s.io_ClusterTrustBundle_v1beta1.json",
+        ),
+        (
+            "openshift/user-ca-bundle.yaml",
+            "platforms/openshift-config_ConfigMap_user-ca-bundle.json",
+        ),
+        (
+            "openshift/proxy-cluster.yaml",
+            "platforms/config.openshift.io_Proxy_v1.json",
+        ),
+        (
+            "openshift/registry-cas.yaml",
+            "platforms/openshift-config_ConfigMap_image-additionalTrustedCA.json",
+        ),
+        (
+            "openshift/image-cluster.yaml",
+            "platforms/config.openshift.io_Image_v1.json",
+        ),
+        (
+            "k3s/registries.yaml",
+            "platforms/k3s-rke2_registries.yaml.json",
+        ),
+        (
+            "gke/containerd-config.yaml",
+            "platforms/gke_containerd-config-from-file.json",
+        ),
+    ];
+    for (file, schema) in schemas {
+        validate_yaml(&schema_path(schema), file, &read(&out.join(file)));
+    }
+    validate_talos_patch(&read(&out.join("talos/machine-config-patch.yaml")));
+    catrust_tests::schema::validate(
+        &schema_path("platforms/bottlerocket_settings.pki_user-data-fragment.json"),
+        &[(
+            "user-data.toml".into(),
+            toml_as_json(&out.join("bottlerocket/user-data.toml")),
+        )],
+    );
+    gcloud_parses(&out.join("gke/containerd-config.yaml"));
+    k8s::validate_strict(&[
+        &out.join("aks/custom-ca-trust-secret.yaml"),
+        &out.join("agent/daemonset.yaml"),
+    ]);
+    k8s::kustomize(&out);
+    // Every file is in the lock file; every shell script passes shellcheck.
+    let locked = lock_files(&out);
+    let shellcheck = require_tool("shellcheck", "shellcheck");
+    for entry in walk(&out) {
+        let rel = entry
+            .strip_prefix(&out)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel != "catrust.lock.json" {
+            assert!(locked.contains(&rel), "{rel} is not in the lock file");
+        }
+        if rel.ends_with(".sh") {
+            let o = run(std::process::Command::new(&shellcheck).arg(&entry));
+            assert!(
+                o.status.success(),
+                "{rel}: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
