@@ -314,28 +314,30 @@ fn target_flag_picks_one_platform_and_accepts_the_trust_yaml_key() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("spec.targets.clusterTrustBundle"));
 }
 
+/// Every OpenShift output (with registries) and its schema.
+const OPENSHIFT_SCHEMAS: [(&str, &str); 4] = [
+    (
+        "openshift/user-ca-bundle.yaml",
+        "platforms/openshift-config_ConfigMap_user-ca-bundle.json",
+    ),
+    (
+        "openshift/proxy-cluster.yaml",
+        "platforms/config.openshift.io_Proxy_v1.json",
+    ),
+    (
+        "openshift/registry-cas.yaml",
+        "platforms/openshift-config_ConfigMap_image-additionalTrustedCA.json",
+    ),
+    (
+        "openshift/image-cluster.yaml",
+        "platforms/config.openshift.io_Image_v1.json",
+    ),
+];
+
 #[test]
 fn openshift_objects_validate_and_registry_keys_use_two_dots_for_the_port() {
     let (_tmp, out) = build("openshift", &[]);
-    let files = [
-        (
-            "openshift/user-ca-bundle.yaml",
-            "platforms/openshift-config_ConfigMap_user-ca-bundle.json",
-        ),
-        (
-            "openshift/proxy-cluster.yaml",
-            "platforms/config.openshift.io_Proxy_v1.json",
-        ),
-        (
-            "openshift/registry-cas.yaml",
-            "platforms/openshift-config_ConfigMap_image-additionalTrustedCA.json",
-        ),
-        (
-            "openshift/image-cluster.yaml",
-            "platforms/config.openshift.io_Image_v1.json",
-        ),
-    ];
-    for (file, schema) in files {
+    for (file, schema) in OPENSHIFT_SCHEMAS {
         validate_yaml(&schema_path(schema), file, &read(&out.join(file)));
         assert!(resources(&out).contains(&file.to_string()), "{file}");
         assert!(lock_files(&out).contains(&file.to_string()), "{file}");
@@ -948,22 +950,6 @@ fn a_trust_yaml_with_every_target_builds_and_every_document_validates() {
             "platforms/certificates.k8s.io_ClusterTrustBundle_v1beta1.json",
         ),
         (
-            "openshift/user-ca-bundle.yaml",
-            "platforms/openshift-config_ConfigMap_user-ca-bundle.json",
-        ),
-        (
-            "openshift/proxy-cluster.yaml",
-            "platforms/config.openshift.io_Proxy_v1.json",
-        ),
-        (
-            "openshift/registry-cas.yaml",
-            "platforms/openshift-config_ConfigMap_image-additionalTrustedCA.json",
-        ),
-        (
-            "openshift/image-cluster.yaml",
-            "platforms/config.openshift.io_Image_v1.json",
-        ),
-        (
             "k3s/registries.yaml",
             "platforms/k3s-rke2_registries.yaml.json",
         ),
@@ -972,7 +958,7 @@ fn a_trust_yaml_with_every_target_builds_and_every_document_validates() {
             "platforms/gke_containerd-config-from-file.json",
         ),
     ];
-    for (file, schema) in schemas {
+    for (file, schema) in schemas.into_iter().chain(OPENSHIFT_SCHEMAS) {
         validate_yaml(&schema_path(schema), file, &read(&out.join(file)));
     }
     validate_talos_patch(&read(&out.join("talos/machine-config-patch.yaml")));
