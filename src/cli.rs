@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use catrust::compile::{self, Request};
 use catrust::diag::{Diagnostic, Sources};
+use catrust::render::platforms::Platform;
 use catrust::render::TargetSelection;
 use catrust::rules::{self, Code};
 use catrust::source::{find_repo_root, FsSource};
@@ -34,6 +35,15 @@ struct Cli {
 enum Target {
     Aks,
     Agent,
+    #[value(alias = "trustManager")]
+    TrustManager,
+    #[value(alias = "clusterTrustBundle")]
+    ClusterTrustBundle,
+    Openshift,
+    Talos,
+    Bottlerocket,
+    K3s,
+    Gke,
     All,
 }
 
@@ -296,6 +306,13 @@ fn build(
         Target::All => TargetSelection::Declared,
         Target::Aks => TargetSelection::Aks,
         Target::Agent => TargetSelection::Agent,
+        Target::TrustManager => TargetSelection::Platform(Platform::TrustManager),
+        Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
+        Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
+        Target::Talos => TargetSelection::Platform(Platform::Talos),
+        Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
+        Target::K3s => TargetSelection::Platform(Platform::K3s),
+        Target::Gke => TargetSelection::Platform(Platform::Gke),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);

@@ -7,6 +7,9 @@ use catrust_bundle::ContainerdPolicy;
 
 use crate::span::{Span, Spanned};
 
+mod platforms;
+pub use platforms::*;
+
 pub const API_VERSION: &str = "catrust.dev/v1alpha1";
 pub const KIND: &str = "TrustConfig";
 
@@ -113,6 +116,8 @@ pub struct AgentTarget {
 pub struct Targets {
     pub aks: Option<AksTarget>,
     pub agent: Option<AgentTarget>,
+    /// trust-manager, ClusterTrustBundle, OpenShift, Talos.
+    pub platforms: PlatformTargets,
     pub span: Span,
 }
 

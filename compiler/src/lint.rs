@@ -7,6 +7,9 @@ use crate::diag::{self, Diagnostic};
 use crate::load::Loaded;
 use crate::rules::Code;
 
+mod platforms;
+pub use platforms::{is_config_map_key, is_dns_subdomain};
+
 /// The AKS limit on the cluster-level certificate list.
 pub const AKS_MAX_CERTIFICATES: usize = 10;
 
@@ -21,6 +24,7 @@ pub fn lint(loaded: &Loaded, now: i64) -> Vec<Diagnostic> {
         distrust(config, loaded, file, &mut out);
         registries(config, file, &mut out);
         aks(config, loaded, file, &mut out);
+        platforms::lint(config, loaded, file, &mut out);
     }
     diag::sort(&mut out);
     out

@@ -13,6 +13,8 @@ use crate::diag::Diagnostic;
 use crate::rules::Code;
 use crate::span::{CharIndex, SourceFile, Span, Spanned};
 
+mod platforms;
+
 /// Parses `file` (a trust.yaml). Returns the model when the structure was complete
 /// enough to build one, and every finding.
 pub fn parse(file: &SourceFile) -> (Option<TrustConfig>, Vec<Diagnostic>) {
@@ -562,14 +564,25 @@ impl<'a> Cx<'a> {
         let mut map = self.map(node, "spec.targets")?;
         let aks = map.take("aks").and_then(|n| self.aks(n));
         let agent = map.take("agent").and_then(|n| self.agent(n));
+        let platforms = self.platforms(&mut map);
         let span = map.span;
         let empty = map.entries.is_empty();
-        self.finish(map, "spec.targets", &["aks", "agent"]);
+        let known: Vec<&str> = ["aks", "agent"]
+            .iter()
+            .chain(PLATFORM_KEYS)
+            .copied()
+            .collect();
+        self.finish(map, "spec.targets", &known);
         if empty {
             self.error(Code::Ct003, span, "`spec.targets` names no target")
-                .help = Some("add `aks:` and/or `agent:` under `targets`".into());
+                .help = Some(format!("add one of {} under `targets`", known.join(", ")));
         }
-        Some(Targets { aks, agent, span })
+        Some(Targets {
+            aks,
+            agent,
+            platforms,
+            span,
+        })
     }
 
     fn aks(&mut self, node: &MarkedYaml) -> Option<AksTarget> {

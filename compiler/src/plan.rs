@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::config::{AgentTarget, AksTarget, TrustConfig};
+
+mod platforms;
 use crate::history::{format_utc, Removal, Verdict};
 use crate::load::Loaded;
 
@@ -68,6 +70,9 @@ pub struct Effect {
     /// `aks-certificates`, `aks-secret`, `aks-node-pool`, `agent-bundle`, `agent-daemonset`.
     pub output: String,
     pub effect: String,
+    /// Where the fact about the node effect comes from (platform targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,6 +216,7 @@ fn targets(from: Option<&TrustConfig>, to: Option<&TrustConfig>, out: &mut Vec<C
         from.and_then(|c| c.targets.agent.as_ref()),
         to.and_then(|c| c.targets.agent.as_ref()),
     );
+    platforms::targets(from, to, out);
 }
 
 /// The difference between `from` and `to`, with the CT401 verdicts of `removed`
@@ -345,6 +351,7 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
         out.push(Effect {
             output: output.into(),
             effect,
+            source: None,
         })
     };
     let pems = |l: &Loaded| {
@@ -429,6 +436,7 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
     } else if agent(f).is_some() {
         add("agent", "the agent target is removed: pruning the DaemonSet leaves installed CAs on nodes until `catrust-agent uninstall`".into());
     }
+    platforms::effects(f, t, targets_changed, &mut out);
     out
 }
 
@@ -551,6 +559,9 @@ pub fn human(plan: &Plan) -> String {
         let _ = writeln!(s, "\nWhat happens:");
         for e in &plan.effects {
             let _ = writeln!(s, "  * {}", e.effect);
+            if let Some(source) = &e.source {
+                let _ = writeln!(s, "    (source: {source})");
+            }
         }
     }
     let blocked: Vec<&Removal> = plan.removed.iter().filter(|r| r.verdict.blocks()).collect();

@@ -3,7 +3,8 @@
 //! This table is the one place a rule is described: `catrust explain CODE`, the SARIF
 //! rule metadata and the docs are all generated from it. Codes are never renumbered;
 //! new rules take the next free number in their family (0xx structure, 1xx PEM hygiene,
-//! 2xx certificate content, 3xx AKS, 4xx git and rendered output).
+//! 2xx certificate content, 3xx AKS, 4xx git and rendered output, 5xx platform targets:
+//! 50x shared, 51x trust-manager/ClusterTrustBundle, 52x OpenShift, 53x Talos, 54x Bottlerocket, 55x k3s/RKE2, 56x GKE).
 
 use std::fmt;
 
@@ -201,6 +202,90 @@ rules! {
         why: "A committed render that differs from trust.yaml deploys something other than what was reviewed. `--check` renders with the source commit and dirty flag the folder's `catrust.lock.json` records, so it compares content: a render committed earlier is not stale merely because newer commits exist.",
         fix: "Run `catrust build --out DIR` and commit the result.",
         example: "catrust build --check --out rendered/";
+    Ct501 = "CT501", Error, "`pools` used with a platform target that trusts one set per cluster",
+        why: "trust-manager, ClusterTrustBundle, OpenShift, Talos, Bottlerocket, k3s and GKE each trust one set of CAs for the whole cluster (or every namespace, or every machine the patch is applied to); a CA meant for some node pools only would be trusted everywhere.",
+        fix: "Drop `pools` from the authority, or render it with the agent target only (a separate trust.yaml for the platform).",
+        example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.trustManager";
+    Ct502 = "CT502", Error, "a platform target with nothing to trust",
+        why: "Every platform object needs at least one certificate: a ClusterTrustBundle's `trustBundle`, an inline Bundle source, OpenShift's `ca-bundle.crt` and Talos' `certificates` are refused (or mean nothing) when empty.",
+        fix: "Add an authority, or remove the target (for trust-manager, `useDefaultCAs: true` alone is enough).",
+        example: "spec:\n  authorities: []\n  targets:\n    clusterTrustBundle: {}";
+    Ct503 = "CT503", Error, "a name or key the platform refuses",
+        why: "Object names must be DNS subdomains (lowercase, at most 253 characters) and ConfigMap keys must match `[-._a-zA-Z0-9]+` (at most 253, not starting with `..`, not `.`): the API server refuses anything else, so the build would fail only at deploy time.",
+        fix: "Use a lowercase name such as `corp-trust` and a key such as `ca-certificates.crt`.",
+        example: "targets:\n  trustManager:\n    key: \"ca bundle.pem\"   # a space";
+    Ct511 = "CT511", Warning, "trust-manager `useDefaultCAs` together with `distrust`",
+        why: "trust-manager's default CA package is a public root set catrust does not see: a distrusted public root stays in the pods' bundle although `distrust` removes it from nodes.",
+        fix: "Set `useDefaultCAs: false` and list the public roots you need as authorities, or accept that pods keep the default package.",
+        example: "distrust:\n  - sha256: \"…\"\ntargets:\n  trustManager:\n    useDefaultCAs: true";
+    Ct512 = "CT512", Error, "invalid ClusterTrustBundle `signerName`",
+        why: "A signer name is `<domain>/<path>` (a DNS subdomain, `/`, then letters, digits, `-`, `_`, `.`, `/`); the ClusterTrustBundle's name must then start with the signer name with `/` replaced by `:` and a `:`, and stay within 253 characters. Without a signer the name must not contain `:`. The API server refuses other names (ValidateClusterTrustBundleName).",
+        fix: "Write the signer as `example.com/corp-roots`, and keep `name` a DNS subdomain.",
+        example: "targets:\n  clusterTrustBundle:\n    signerName: corp   # no domain";
+    Ct513 = "CT513", Info, "trust-manager `ClusterBundle`: its CRD is not in the Helm chart",
+        why: "The `trust-manager.io/v1alpha2` ClusterBundle CRD exists only in the repository's `deploy/crds` (\"for reference, development and testing purposes only\"); the trust-manager Helm chart installs the `Bundle` CRD only, so applying a ClusterBundle fails with \"no matches for kind\" unless you installed the CRD yourself. Its targets know PEM and PKCS#12 only: a `jks` key is rendered in the Bundle, not in the ClusterBundle.",
+        fix: "Install `deploy/crds/trust-manager.io_clusterbundles.yaml` of your trust-manager release, or set `clusterBundle: false` and use the Bundle.",
+        example: "targets:\n  trustManager:\n    clusterBundle: true";
+    Ct514 = "CT514", Error, "two trust-manager target keys are the same",
+        why: "trust-manager writes the PEM bundle, the JKS and the PKCS#12 trust store into the same ConfigMap; two formats under one key overwrite each other.",
+        fix: "Give `key`, `additionalFormats.jks.key` and `additionalFormats.pkcs12.key` different names, such as `ca-certificates.crt`, `truststore.jks` and `truststore.p12`.",
+        example: "trustManager:\n  key: bundle\n  additionalFormats:\n    jks: {key: bundle}";
+    Ct521 = "CT521", Error, "OpenShift registry CAs named like the cluster-wide bundle",
+        why: "`openshift-config/user-ca-bundle` is the ConfigMap the Proxy's `trustedCA` names and the MCO always reads (key `ca-bundle.crt`); the registry CAs' ConfigMap holds one key per registry. Giving both the same name makes one object overwrite the other.",
+        fix: "Leave `registryConfigMap` unset (`catrust-<metadata.name>-registries`) or pick another name.",
+        example: "targets:\n  openshift:\n    registryConfigMap: user-ca-bundle";
+    Ct531 = "CT531", Error, "`talosVersion` older than 1.8",
+        why: "The `TrustedRootsConfig` document exists from Talos 1.8.0 (CHANGELOG 1.8, \"Custom Trusted Roots\"); older releases refuse a machine config that holds it, so the patch could not apply.",
+        fix: "Upgrade the cluster to Talos 1.8 or later, and set `talosVersion` to the release of its oldest node. From 1.12 registries use `RegistryTLSConfig`; 1.8 to 1.11 get the legacy `machine.registries` (base64 `ca`).",
+        example: "targets:\n  talos:\n    talosVersion: \"1.7\"";
+    Ct532 = "CT532", Error, "a Talos node that is not an IP address or host name",
+        why: "Nodes become the `talosctl --nodes` value of the rendered script; anything but an address or a host name is a typo or an attempt to smuggle shell or flag text into it.",
+        fix: "List each node as an IP address (`10.0.0.2`, `fd00::2`) or a DNS host name, one list item each.",
+        example: "targets:\n  talos:\n    nodes: [\"10.0.0.2,10.0.0.3\"]   # one item per node";
+    Ct541 = "CT541", Warning, "a registry CA on Bottlerocket",
+        why: "Bottlerocket has no per-registry CA (its container-registry settings hold only mirrors and credentials): a CA meant for one registry is put in the system bundle and trusted for every TLS connection of the node.",
+        fix: "Accept the wider trust (this warning; `--deny-warnings` refuses it), or keep registry-only CAs in a trust.yaml without the bottlerocket target.",
+        example: "authorities:\n  - name: registry-ca\n    registries: [registry.corp.example:5000]   # with targets.bottlerocket";
+    Ct542 = "CT542", Warning, "`distrust` with the bottlerocket target",
+        why: "Bottlerocket removes a CA from its store only when given the certificate itself (`settings.pki.<name>` with `trusted = false`); a fingerprint is not enough, so a distrusted CA of Bottlerocket's default store stays trusted on those nodes.",
+        fix: "Remove the CA from `authorities` (it leaves the catrust bundle at the next apply), and for a public root add a `trusted = false` bundle with its PEM to the node's user data yourself.",
+        example: "distrust:\n  - sha256: \"…\"   # with targets.bottlerocket";
+    Ct543 = "CT543", Error, "Bottlerocket user data larger than 16 KiB",
+        why: "EC2 accepts at most 16 KiB of user data; Bottlerocket's docs: \"If your user data is over the size limit … use apiclient … from within a bootstrap container\".",
+        fix: "Trust fewer CAs on Bottlerocket, or run the rendered apiclient-commands.sh from a bootstrap container instead of putting the bundle in user data.",
+        example: "# 10 or more RSA-4096 roots with targets.bottlerocket";
+    Ct551 = "CT551", Warning, "k3s target without any registry CA",
+        why: "The k3s target renders registries.yaml (`configs.<host>.tls.ca_file`) and its CA files only: k3s has no setting for the node's OS trust store. Without an authority naming `registries` it writes an empty `configs`.",
+        fix: "Add `registries: [host:port]` to the authorities k3s' containerd should trust, and use the agent target for the OS store.",
+        example: "targets:\n  k3s: {}   # no authority has registries";
+    Ct552 = "CT552", Warning, "the agent and k3s targets both carry registry CAs",
+        why: "k3s and RKE2 run their own containerd, which reads `<data-dir>/agent/etc/containerd/certs.d`; k3s rewrites that folder from registries.yaml at every start, so anything the agent wrote there would be lost, and the agent's `/etc/containerd/certs.d` is not read by k3s at all. On k3s nodes the registry CAs reach containerd only through registries.yaml.",
+        fix: "Keep both if the same trust.yaml also serves non-k3s nodes; on k3s nodes rely on registries.yaml for registries and on the agent only for the OS store (never point the agent at k3s' certs.d).",
+        example: "targets:\n  agent: {image: …}\n  k3s: {}   # with authorities naming registries";
+    Ct561 = "CT561", Error, "more than 5 registry certificates for GKE",
+        why: "GKE's private-registry CA configuration takes at most 5 certificates per cluster (`certificateAuthorityDomainConfig`); gcloud or the API refuses more.",
+        fix: "Issue the registries' certificates from fewer CAs (one common root), or leave the rest to the agent target.",
+        example: "# six authorities with `registries` and targets.gke";
+    Ct562 = "CT562", Error, "more than 25 FQDNs for one GKE certificate",
+        why: "GKE takes at most 25 `fqdns` per certificate.",
+        fix: "Serve the registries through fewer hosts (a mirror), or split them over two CAs.",
+        example: "registries: [r1.corp, r2.corp, …, r26.corp]   # with targets.gke";
+    Ct563 = "CT563", Error, "a wildcard registry for GKE",
+        why: "GKE's `fqdns` are exact `host[:port]` names; wildcards are not supported (and not a containerd host either, CT006).",
+        fix: "List each registry host exactly.",
+        example: "registries: [\"*.corp.example\"]";
+    Ct564 = "CT564", Error, "one registry under two GKE certificates",
+        why: "GKE maps each FQDN to one certificate only; the same registry under two authorities is refused.",
+        fix: "Name the registry on one authority (during a rotation, move it from the old CA to the new one).",
+        example: "authorities:\n  - {name: a, file: a.pem, registries: [r.corp]}\n  - {name: b, file: b.pem, registries: [r.corp]}";
+    Ct565 = "CT565", Error, "a GKE project, cluster or location that is not a GCP name",
+        why: "The values become gcloud arguments and a Secret Manager URI; a GCP project ID is 6 to 30 lowercase letters, digits and `-` starting with a letter, a cluster name at most 40 of them, a location a region or zone. Anything else is a typo or shell text.",
+        fix: "Copy the names from `gcloud projects list` and `gcloud container clusters list`.",
+        example: "targets:\n  gke:\n    project: \"my project; rm -rf /\"";
+    Ct566 = "CT566", Warning, "GKE target without any registry CA",
+        why: "GKE trusts private CAs only for image registries (`privateRegistryAccessConfig`); without an authority naming `registries`, the rendered file disables it.",
+        fix: "Add `registries` to the CAs of your private registries; node-wide trust on GKE needs the agent target.",
+        example: "targets:\n  gke: {project: my-project, cluster: gke-prod, location: europe-west1}   # no registries";
 }
 
 impl Code {

@@ -19,6 +19,18 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "custom-ca-trust-certificates.pem.j2",
         include_str!("../templates/custom-ca-trust-certificates.pem.j2"),
     ),
+    (
+        "apiclient-commands.sh.j2",
+        include_str!("../templates/apiclient-commands.sh.j2"),
+    ),
+    (
+        "gcloud-commands.sh.j2",
+        include_str!("../templates/gcloud-commands.sh.j2"),
+    ),
+    (
+        "talosctl-commands.sh.j2",
+        include_str!("../templates/talosctl-commands.sh.j2"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

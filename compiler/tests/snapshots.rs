@@ -55,8 +55,54 @@ fn agent_example() {
 }
 
 #[test]
+fn trust_manager_example() {
+    snapshot_all("trust-manager");
+}
+
+#[test]
+fn cluster_trust_bundle_example() {
+    snapshot_all("cluster-trust-bundle");
+}
+
+#[test]
+fn openshift_example() {
+    snapshot_all("openshift");
+}
+
+#[test]
+fn talos_example() {
+    snapshot_all("talos");
+}
+
+#[test]
+fn bottlerocket_example() {
+    snapshot_all("bottlerocket");
+}
+
+#[test]
+fn k3s_example() {
+    snapshot_all("k3s");
+}
+
+#[test]
+fn gke_example() {
+    snapshot_all("gke");
+}
+
+#[test]
 fn rendering_twice_gives_the_same_bytes() {
-    for example in ["basic", "aks", "agent"] {
+    for example in [
+        "basic",
+        "aks",
+        "agent",
+        "trust-manager",
+        "cluster-trust-bundle",
+        "openshift",
+        "talos",
+        "bottlerocket",
+        "k3s",
+        "gke",
+    ] {
         assert_eq!(rendered(example), rendered(example));
     }
 }

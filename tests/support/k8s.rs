@@ -11,12 +11,18 @@ pub const KUBE_VERSION: &str = "1.32.0";
 
 /// Validates every YAML file given with `kubernetes-validate --strict`.
 pub fn validate_strict(files: &[&Path]) {
+    validate_strict_for(KUBE_VERSION, files);
+}
+
+/// [`validate_strict`] against another Kubernetes version (an API newer than
+/// [`KUBE_VERSION`], such as `certificates.k8s.io/v1beta1` from 1.33).
+pub fn validate_strict_for(version: &str, files: &[&Path]) {
     let tool = require_tool(
         "kubernetes-validate",
         "the PyPI package kubernetes-validate (pip install kubernetes-validate)",
     );
     let out = run(Command::new(tool)
-        .args(["--strict", "-k", KUBE_VERSION])
+        .args(["--strict", "-k", version])
         .args(files));
     let text = format!(
         "{}{}",

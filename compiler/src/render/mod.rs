@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod aks;
 pub mod k8s;
+pub mod platforms;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,8 @@ pub enum TargetSelection {
     Declared,
     Aks,
     Agent,
+    /// One platform target (trust-manager, ClusterTrustBundle, ...).
+    Platform(platforms::Platform),
 }
 
 /// Where the configuration came from, recorded in the lock file.
@@ -135,6 +138,7 @@ pub fn render(
         TargetSelection::Declared => (config.targets.aks.is_some(), config.targets.agent.is_some()),
         TargetSelection::Aks => (true, false),
         TargetSelection::Agent => (false, true),
+        TargetSelection::Platform(_) => (false, false),
     };
     let mut out = Rendered::default();
     let mut resources = Vec::new();
@@ -168,6 +172,24 @@ pub fn render(
             &mut out,
             &mut resources,
         );
+    }
+    for platform in platforms::Platform::ALL {
+        let wanted = match selection {
+            TargetSelection::Declared => platform.declared(config),
+            TargetSelection::Platform(p) => p == platform,
+            TargetSelection::Aks | TargetSelection::Agent => false,
+        };
+        if wanted {
+            platforms::render(
+                platform,
+                config,
+                certificates,
+                templates,
+                provenance,
+                &mut out,
+                &mut resources,
+            )?;
+        }
     }
     let kustomization = k8s::Kustomization {
         api_version: "kustomize.config.k8s.io/v1beta1",
