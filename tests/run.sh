@@ -41,6 +41,9 @@ if ! command -v kubectl >/dev/null; then
   as_root apt-get update -qq
   as_root apt-get install -y -qq kubectl >/dev/null 2>&1 || as_root apt-get install -y -qq kubernetes-client >/dev/null
 fi
+# gcloud (GKE tests: its own parser reads the --containerd-config-from-file YAML) comes
+# with this machine image too (google-cloud-cli); elsewhere the GKE tests say so.
+command -v gcloud >/dev/null || as_root apt-get install -y -qq google-cloud-cli >/dev/null 2>&1 || echo "tests/run.sh: google-cloud-cli is not installable here: the GKE tests will fail naming it" >&2
 pip_missing=()
 for p in "${PIP_PACKAGES[@]}"; do
   python3 -m pip show -q "$p" >/dev/null 2>&1 || pip_missing+=("$p")
