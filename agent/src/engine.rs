@@ -263,8 +263,8 @@ fn carry_out(
 }
 
 fn refresh(cfg: &Config, family: Family, fresh: bool) -> Result<(), String> {
-    let argv = exec::refresh_argv(cfg.exec, family, &cfg.host_root, fresh)?;
-    let ran = exec::run(&argv, cfg.timeout)?;
+    let cmd = exec::refresh_argv(cfg.exec, family, &cfg.host_root, fresh)?;
+    let ran = exec::run(&cmd, cfg.timeout)?;
     if ran.success {
         Ok(())
     } else {

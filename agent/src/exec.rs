@@ -24,7 +24,33 @@ const NSENTER: [&str; 8] = [
     "nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid",
 ];
 
-fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Vec<String> {
+/// The PATH every command run on the host gets, whatever the container's is (an image
+/// may set none: then nsenter cannot find `update-ca-certificates`). It covers where
+/// Debian, Ubuntu, the RHEL family and Flatcar keep `update-ca-certificates`,
+/// `update-ca-trust`, `systemctl` and the tools their scripts call, and where the
+/// agent image keeps `nsenter` (busybox: `/bin`).
+pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command line and the environment it runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub argv: Vec<String>,
+    /// Run with an empty environment plus `PATH=`[`HOST_PATH`] (a host command must not
+    /// see the container's variables); `false` keeps the agent's environment (direct
+    /// mode on a throwaway root, and the operator's `--containerd-restart-command`).
+    pub host_env: bool,
+}
+
+impl Cmd {
+    fn local(argv: Vec<String>) -> Cmd {
+        Cmd {
+            argv,
+            host_env: false,
+        }
+    }
+}
+
+fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Cmd {
     let mut out: Vec<String> = match exec {
         HostExec::Nsenter => NSENTER
             .iter()
@@ -35,7 +61,10 @@ fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Vec<String> {
         HostExec::Direct => Vec::new(),
     };
     out.extend(argv.iter().map(|s| s.to_string()));
-    out
+    Cmd {
+        argv: out,
+        host_env: exec != HostExec::Direct,
+    }
 }
 
 /// Folder (ours) where direct mode keeps the p11-kit module config it points `trust` at.
@@ -48,7 +77,7 @@ pub fn refresh_argv(
     family: Family,
     root: &Path,
     fresh: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Cmd, String> {
     match (exec, family) {
         (HostExec::Direct, Family::Debian) => {
             let r = |p: &str| root.join(p).display().to_string();
@@ -69,7 +98,7 @@ pub fn refresh_argv(
                 v.push(flag.into());
                 v.push(r(path));
             }
-            Ok(v)
+            Ok(Cmd::local(v))
         }
         (HostExec::Direct, Family::Rhel) => {
             // p11-kit reads its source paths from the trust module's config, and ignores
@@ -91,7 +120,7 @@ pub fn refresh_argv(
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            Ok(vec![
+            Ok(Cmd::local(vec![
                 "unshare".into(),
                 "--mount".into(),
                 "sh".into(),
@@ -100,7 +129,7 @@ pub fn refresh_argv(
                 "sh".into(),
                 moddir.display().to_string(),
                 out.display().to_string(),
-            ])
+            ]))
         }
         (HostExec::Direct, Family::Flatcar) => {
             Err("--host-exec direct supports the debian and rhel families; use nsenter or chroot on Flatcar".into())
@@ -118,10 +147,15 @@ pub struct Ran {
     pub output: String,
 }
 
-/// Runs `argv` with a deadline; the child is killed when it passes.
-pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
-    let mut child = Command::new(prog)
+/// Runs `cmd` with a deadline; the child is killed when it passes.
+pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
+    let (prog, args) = cmd.argv.split_first().ok_or("empty command")?;
+    let mut command = Command::new(prog);
+    if cmd.host_env {
+        // With PATH set here, Command also looks `prog` (nsenter) up in HOST_PATH.
+        command.env_clear().env("PATH", HOST_PATH);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -193,7 +227,10 @@ impl Containerd {
     /// Restarts containerd if it is running. Returns what happened.
     pub fn restart_if_running(&self, timeout: Duration) -> Result<String, String> {
         if let Some(cmd) = &self.restart_command {
-            let ran = run(&["sh".into(), "-c".into(), cmd.clone()], timeout)?;
+            let ran = run(
+                &Cmd::local(vec!["sh".into(), "-c".into(), cmd.clone()]),
+                timeout,
+            )?;
             return if ran.success {
                 Ok(format!("ran {cmd:?}"))
             } else {
@@ -238,34 +275,55 @@ mod tests {
 
     #[test]
     fn production_refresh_runs_in_pid1_namespaces() {
-        let v = refresh_argv(HostExec::Nsenter, Family::Debian, Path::new("/host"), true).unwrap();
-        assert_eq!(v[..2], ["nsenter", "--target"]);
-        assert_eq!(v[v.len() - 2..], ["update-ca-certificates", "--fresh"]);
-        let v = refresh_argv(HostExec::Chroot, Family::Rhel, Path::new("/host"), false).unwrap();
-        assert_eq!(v, ["chroot", "/host", "update-ca-trust", "extract"]);
+        let c = refresh_argv(HostExec::Nsenter, Family::Debian, Path::new("/host"), true).unwrap();
+        assert_eq!(c.argv[..2], ["nsenter", "--target"]);
+        assert_eq!(
+            c.argv[c.argv.len() - 2..],
+            ["update-ca-certificates", "--fresh"]
+        );
+        assert!(c.host_env);
+        let c = refresh_argv(HostExec::Chroot, Family::Rhel, Path::new("/host"), false).unwrap();
+        assert_eq!(c.argv, ["chroot", "/host", "update-ca-trust", "extract"]);
+    }
+
+    fn sh(script: &str) -> Cmd {
+        Cmd::local(vec!["sh".into(), "-c".into(), script.into()])
+    }
+
+    #[test]
+    fn host_commands_get_the_host_path_and_nothing_of_the_container_env() {
+        // What the host tools see: only PATH, and the fixed one.
+        let cmd = Cmd {
+            argv: vec!["sh".into(), "-c".into(), "env".into()],
+            host_env: true,
+        };
+        let ran = run(&cmd, Duration::from_secs(5)).unwrap();
+        // The shell itself adds PWD (and some SHLVL, `_`); nothing else may be there.
+        let env: Vec<&str> = ran
+            .output
+            .lines()
+            .filter(|l| !["PWD=", "SHLVL=", "_="].iter().any(|p| l.starts_with(p)))
+            .collect();
+        assert_eq!(env, [format!("PATH={HOST_PATH}")], "{}", ran.output);
     }
 
     #[test]
     fn timeouts_kill() {
-        let err = run(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
+        let err = run(
+            &Cmd::local(vec!["sleep".into(), "5".into()]),
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
         assert!(err.contains("did not finish"));
         // A background child keeping the pipes open does not hang the caller.
         let t0 = Instant::now();
-        let ran = run(
-            &["sh".into(), "-c".into(), "sleep 5 & echo started".into()],
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let ran = run(&sh("sleep 5 & echo started"), Duration::from_secs(5)).unwrap();
         assert!(
             ran.success && t0.elapsed() < Duration::from_secs(3),
             "{:?}",
             t0.elapsed()
         );
-        let ran = run(
-            &["sh".into(), "-c".into(), "echo hi; exit 3".into()],
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let ran = run(&sh("echo hi; exit 3"), Duration::from_secs(5)).unwrap();
         assert!(!ran.success && ran.output.contains("hi"));
     }
 }

@@ -305,9 +305,13 @@ fn daemonset(
         volumes.push(json!({"name": "host-systemd", "hostPath": {"path": "/run/systemd", "type": "Directory"}}));
     }
     let capabilities = match host_exec {
-        // setns(2) into PID 1's namespaces needs SYS_ADMIN, and reading
-        // /proc/1/ns needs SYS_PTRACE.
-        HostExec::Nsenter => vec!["SYS_ADMIN", "SYS_PTRACE", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
+        // Measured on a booted node (FACTS.md, "A real node on this machine"):
+        // setns(2) into PID 1's namespaces needs SYS_ADMIN, and the mount namespace
+        // also SYS_CHROOT (kernel `mntns_install`); opening /proc/1/ns/* needs
+        // SYS_PTRACE. DAC_OVERRIDE: the RHEL family's `extracted/` folders are 0555,
+        // and the refresh run through nsenter keeps this bounding set. README, "What
+        // the DaemonSet needs on a node", says what breaks without each.
+        HostExec::Nsenter => vec!["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"],
         HostExec::Chroot => vec!["SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
     };
     let mut security = json!({
