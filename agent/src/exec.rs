@@ -144,6 +144,8 @@ pub fn refresh_argv(
 #[derive(Debug)]
 pub struct Ran {
     pub success: bool,
+    /// The exit code; `None` when a signal ended the command.
+    pub code: Option<i32>,
     pub output: String,
 }
 
@@ -206,6 +208,7 @@ pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
     }
     Ok(Ran {
         success: status.success(),
+        code: status.code(),
         output: if status.success() {
             output
         } else {
@@ -250,7 +253,7 @@ impl Containerd {
             ),
             timeout,
         )?;
-        if !active.success {
+        if !is_active(active.code, &active.output)? {
             return Ok("containerd is not running: nothing to restart".into());
         }
         let ran = run(
@@ -269,9 +272,46 @@ impl Containerd {
     }
 }
 
+/// Reads `systemctl is-active --quiet` by its exit code: 0 is running, 3 is inactive
+/// or unknown (nothing to restart). Anything else — 1 for EPERM or no bus, 127 for a
+/// missing `systemctl`, a signal — says nothing about containerd: an error, so the
+/// restart stays owed and the node not ready. Pure.
+pub fn is_active(code: Option<i32>, output: &str) -> Result<bool, String> {
+    match code {
+        Some(0) => Ok(true),
+        Some(3) => Ok(false),
+        Some(c) => Err(format!(
+            "cannot tell whether containerd runs: systemctl is-active exited with {c}: {}",
+            output.trim()
+        )),
+        None => Err(format!(
+            "cannot tell whether containerd runs: systemctl is-active was killed by a signal: {}",
+            output.trim()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_exit_3_means_containerd_is_not_running() {
+        assert_eq!(is_active(Some(0), ""), Ok(true));
+        assert_eq!(is_active(Some(3), ""), Ok(false));
+        for (code, output) in [
+            (Some(1), "Failed to connect to bus: No data available"),
+            (
+                Some(127),
+                "nsenter: failed to execute systemctl: No such file or directory",
+            ),
+            (Some(4), ""),
+            (None, ""),
+        ] {
+            let err = is_active(code, output).unwrap_err();
+            assert!(err.contains("cannot tell") && err.contains(output), "{err}");
+        }
+    }
 
     #[test]
     fn production_refresh_runs_in_pid1_namespaces() {
