@@ -498,7 +498,6 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
     if let Some(why) = &p.restart {
         let ctr = Containerd {
             exec: cfg.exec,
-            root: root.clone(),
             restart_command: cfg.restart_command.clone(),
         };
         match ctr.restart_if_running(cfg.timeout) {

@@ -2,12 +2,11 @@
 //!
 //! - `nsenter` (production): the host's own tools, in PID 1's namespaces, on the
 //!   host's real paths (the agent container sees the host root at `--host-root`).
-//! - `chroot`: the host's own tools under `chroot HOSTROOT`.
 //! - `direct` (tests, throwaway roots): the agent's tools with explicit paths under the
 //!   host root, so nothing outside it is read or written.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,6 @@ use crate::host::Family;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HostExec {
     Nsenter,
-    Chroot,
     Direct,
 }
 
@@ -50,14 +48,13 @@ impl Cmd {
     }
 }
 
-fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Cmd {
+fn on_host(exec: HostExec, argv: &[&str]) -> Cmd {
     let mut out: Vec<String> = match exec {
         HostExec::Nsenter => NSENTER
             .iter()
             .map(|s| s.to_string())
             .chain(["--".into()])
             .collect(),
-        HostExec::Chroot => vec!["chroot".into(), root.display().to_string()],
         HostExec::Direct => Vec::new(),
     };
     out.extend(argv.iter().map(|s| s.to_string()));
@@ -82,7 +79,8 @@ pub fn refresh_argv(
         (HostExec::Direct, Family::Debian) => {
             let r = |p: &str| root.join(p).display().to_string();
             // update-ca-certificates cd's into --etccertsdir: it must exist.
-            std::fs::create_dir_all(root.join("etc/ssl/certs")).map_err(|e| format!("etc/ssl/certs: {e}"))?;
+            std::fs::create_dir_all(root.join("etc/ssl/certs"))
+                .map_err(|e| format!("etc/ssl/certs: {e}"))?;
             let mut v = vec!["update-ca-certificates".to_string()];
             if fresh {
                 v.push("--fresh".into());
@@ -118,7 +116,8 @@ pub fn refresh_argv(
                 .map_err(|e| format!("p11-kit module config: {e}"))?;
             let out = root.join(family.generated_bundle());
             if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
             Ok(Cmd::local(vec![
                 "unshare".into(),
@@ -131,12 +130,13 @@ pub fn refresh_argv(
                 out.display().to_string(),
             ]))
         }
-        (HostExec::Direct, Family::Flatcar) => {
-            Err("--host-exec direct supports the debian and rhel families; use nsenter or chroot on Flatcar".into())
-        }
-        (_, Family::Debian) if fresh => Ok(on_host(exec, root, &["update-ca-certificates", "--fresh"])),
-        (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, root, &["update-ca-certificates"])),
-        (_, Family::Rhel) => Ok(on_host(exec, root, &["update-ca-trust", "extract"])),
+        (HostExec::Direct, Family::Flatcar) => Err(
+            "--host-exec direct supports the debian and rhel families; use nsenter on Flatcar"
+                .into(),
+        ),
+        (_, Family::Debian) if fresh => Ok(on_host(exec, &["update-ca-certificates", "--fresh"])),
+        (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, &["update-ca-certificates"])),
+        (_, Family::Rhel) => Ok(on_host(exec, &["update-ca-trust", "extract"])),
     }
 }
 
@@ -221,7 +221,6 @@ pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
 #[derive(Debug, Clone)]
 pub struct Containerd {
     pub exec: HostExec,
-    pub root: PathBuf,
     /// Replaces `systemctl restart containerd` (run with `sh -c`).
     pub restart_command: Option<String>,
 }
@@ -248,7 +247,6 @@ impl Containerd {
         let active = run(
             &on_host(
                 self.exec,
-                &self.root,
                 &["systemctl", "is-active", "--quiet", "containerd"],
             ),
             timeout,
@@ -257,11 +255,7 @@ impl Containerd {
             return Ok("containerd is not running: nothing to restart".into());
         }
         let ran = run(
-            &on_host(
-                self.exec,
-                &self.root,
-                &["systemctl", "restart", "containerd"],
-            ),
+            &on_host(self.exec, &["systemctl", "restart", "containerd"]),
             timeout,
         )?;
         if ran.success {
@@ -322,8 +316,11 @@ mod tests {
             ["update-ca-certificates", "--fresh"]
         );
         assert!(c.host_env);
-        let c = refresh_argv(HostExec::Chroot, Family::Rhel, Path::new("/host"), false).unwrap();
-        assert_eq!(c.argv, ["chroot", "/host", "update-ca-trust", "extract"]);
+        let c = refresh_argv(HostExec::Nsenter, Family::Rhel, Path::new("/host"), false).unwrap();
+        assert_eq!(
+            c.argv[c.argv.len() - 3..],
+            ["--", "update-ca-trust", "extract"]
+        );
     }
 
     fn sh(script: &str) -> Cmd {

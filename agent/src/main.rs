@@ -8,7 +8,7 @@
 //! - [`plan`] is the pure core: desired × state record × observed disk → actions,
 //!   refresh, containerd restart, next record; or a refusal before any change.
 //! - [`engine`] observes, carries out the plan with [`fsops`] (atomic writes), runs the
-//!   refresh through [`exec`] (nsenter / chroot / direct), checks the generated bundle,
+//!   refresh through [`exec`] (nsenter / direct), checks the generated bundle,
 //!   and restores every touched file if anything fails.
 //! - [`containerd`] and [`cacerts_conf`] are pure text edits of files the agent does
 //!   not own, each change marked and recorded so it can be reverted exactly.

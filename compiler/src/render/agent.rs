@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
 use super::{Provenance, Rendered};
-use crate::config::{AgentTarget, HostExec, TrustConfig};
+use crate::config::{AgentTarget, TrustConfig};
 use crate::load::Certificate;
 
 /// The port of the agent's health and metrics endpoints.
@@ -289,7 +289,6 @@ fn daemonset(
     for (k, v) in &agent.node_selector {
         node_selector.insert(k.value.clone(), json!(v.value));
     }
-    let host_exec = agent.host_exec.value;
     let mut mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
     let mut volumes = vec![json!({
         "name": "bundle",
@@ -299,40 +298,32 @@ fn daemonset(
         mounts.push(json!({"name": volume, "mountPath": format!("{HOST_ROOT}{path}"), "readOnly": read_only}));
         volumes.push(json!({"name": volume, "hostPath": {"path": path, "type": kind}}));
     }
-    if host_exec == HostExec::Chroot {
-        // chroot reaches systemd (containerd restart) through its socket.
-        mounts.push(json!({"name": "host-systemd", "mountPath": format!("{HOST_ROOT}/run/systemd"), "readOnly": true}));
-        volumes.push(json!({"name": "host-systemd", "hostPath": {"path": "/run/systemd", "type": "Directory"}}));
-    }
-    let capabilities = match host_exec {
-        // Measured on a booted node (FACTS.md, "A real node on this machine"):
-        // setns(2) into PID 1's namespaces needs SYS_ADMIN, and the mount namespace
-        // also SYS_CHROOT (kernel `mntns_install`); opening /proc/1/ns/* needs
-        // SYS_PTRACE. DAC_OVERRIDE: the RHEL family's `extracted/` folders are 0555,
-        // and the refresh run through nsenter keeps this bounding set. README, "What
-        // the DaemonSet needs on a node", says what breaks without each.
-        HostExec::Nsenter => vec!["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"],
-        HostExec::Chroot => vec!["SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
-    };
-    let mut security = json!({
+    // Measured on a booted node (FACTS.md, "A real node on this machine"): setns(2)
+    // into PID 1's namespaces needs SYS_ADMIN, and the mount namespace also SYS_CHROOT
+    // (kernel `mntns_install`); opening /proc/1/ns/* needs SYS_PTRACE. DAC_OVERRIDE:
+    // the RHEL family's `extracted/` folders are 0555, and the refresh run through
+    // nsenter keeps this bounding set. README, "What the DaemonSet needs on a node",
+    // says what breaks without each.
+    let capabilities = ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"];
+    let security = json!({
         "runAsUser": 0,
         "runAsNonRoot": false,
         "privileged": false,
         "readOnlyRootFilesystem": true,
         "capabilities": { "drop": ["ALL"], "add": capabilities },
         "seccompProfile": { "type": "RuntimeDefault" },
+        // containerd's AppArmor profile denies ptrace-read of processes under other
+        // profiles, so /proc/1/ns/* cannot be opened under it. (Kubernetes refuses
+        // allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.)
+        "appArmorProfile": { "type": "Unconfined" },
     });
-    match host_exec {
-        // AppArmor's default container profile denies the mount-namespace switch; and
-        // Kubernetes refuses allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.
-        HostExec::Nsenter => security["appArmorProfile"] = json!({"type": "Unconfined"}),
-        HostExec::Chroot => security["allowPrivilegeEscalation"] = json!(false),
-    }
     let mut pod_spec = json!({
         "serviceAccountName": service_account,
         "automountServiceAccountToken": false,
         "priorityClassName": "system-node-critical",
-        "hostPID": host_exec == HostExec::Nsenter,
+        // nsenter targets the host's PID 1, and systemctl must be visible in
+        // systemd's PID namespace ("Failed to connect to bus" otherwise).
+        "hostPID": true,
         "nodeSelector": node_selector,
         // Every node must trust the same CAs, whatever its taints.
         "tolerations": [{ "operator": "Exists" }],
@@ -345,7 +336,7 @@ fn daemonset(
                 "run",
                 format!("--bundle-dir={BUNDLE_DIR}"),
                 format!("--host-root={HOST_ROOT}"),
-                format!("--host-exec={}", host_exec.as_str()),
+                "--host-exec=nsenter",
                 format!("--listen=0.0.0.0:{AGENT_PORT}"),
                 "--log-format=json",
             ],
