@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::host::Family;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum HostExec {
-    Nsenter,
-    Direct,
-}
+pub use catrust_agent::cli::HostExec;
 
 const NSENTER: [&str; 8] = [
     "nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid",

@@ -9,6 +9,9 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
+use catrust_bundle::agent_interface::{
+    flag, BUNDLE_ANNOTATION, ENV_EXPECTED_SHA256, PORT as AGENT_PORT, SUBCOMMAND_RUN,
+};
 use serde_json::{json, Value};
 
 use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
@@ -16,14 +19,10 @@ use super::{Provenance, Rendered};
 use crate::config::{AgentTarget, TrustConfig};
 use crate::load::Certificate;
 
-/// The port of the agent's health and metrics endpoints.
-pub const AGENT_PORT: u16 = 9479;
 /// Where the bundle Secret is mounted in the agent container.
 pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
 /// Where the host's folders are mounted in the agent container.
 pub const HOST_ROOT: &str = "/host";
-/// The pod-template annotation that carries the expected bundle hash.
-pub const BUNDLE_ANNOTATION: &str = "catrust.dev/bundle-sha256";
 
 /// Nodes selected by pool: `In` the listed pools, or `NotIn` every named pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,22 +331,19 @@ fn daemonset(
             "name": "agent",
             "image": agent.image.value,
             "imagePullPolicy": "IfNotPresent",
+            // The agent's own CLI parses exactly these (tests/compile_agent.rs).
             "args": [
-                "run",
-                format!("--bundle-dir={BUNDLE_DIR}"),
-                format!("--host-root={HOST_ROOT}"),
-                "--host-exec=nsenter",
-                format!("--listen=0.0.0.0:{AGENT_PORT}"),
-                "--log-format=json",
+                SUBCOMMAND_RUN,
+                format!("--{}={BUNDLE_DIR}", flag::BUNDLE_DIR),
+                format!("--{}={HOST_ROOT}", flag::HOST_ROOT),
+                format!("--{}=nsenter", flag::HOST_EXEC),
+                format!("--{}=0.0.0.0:{AGENT_PORT}", flag::LISTEN),
+                format!("--{}=json", flag::LOG_FORMAT),
             ],
             "env": [
                 {
-                    "name": "CATRUST_EXPECTED_SHA256",
+                    "name": ENV_EXPECTED_SHA256,
                     "valueFrom": { "fieldRef": { "fieldPath": format!("metadata.annotations['{BUNDLE_ANNOTATION}']") } },
-                },
-                {
-                    "name": "NODE_NAME",
-                    "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } },
                 },
             ],
             "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
