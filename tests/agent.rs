@@ -1052,3 +1052,40 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
         "{out}"
     );
 }
+
+/// The DaemonSet passes `--host-root /proc/1/root` (the host's root as PID 1 sees it,
+/// no hostPath). Here the same magic link of another process: every atomic write,
+/// the record, the lock and the refresh go through `/proc/<pid>/root`.
+#[test]
+fn the_host_root_can_be_another_process_root_through_proc() {
+    let p = pki();
+    let h = TestHost::debian();
+    let holder = catrust_tests::agent::Killed(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let through_proc = Path::new(&format!("/proc/{}/root", holder.0.id()))
+        .join(h.root().strip_prefix("/").unwrap());
+    let s_old = TlsServer::start(&p.leaf_old);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(&through_proc, &vol.dir);
+    let (v1, hash) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[],
+        }],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(s_old.trusted_by(&h.generated_bundle()));
+    let st = status(h.root(), None);
+    assert_eq!(st["installed"], hash, "{st}");
+    assert_ok(&uninstall(&through_proc, &[]));
+    assert!(!h.path("var/lib/catrust/state.json").exists());
+}
