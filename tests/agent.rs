@@ -194,7 +194,7 @@ fn debian_install_rotate_distrust_uninstall() {
         "{st}"
     );
     assert_eq!(
-        h.read("usr/local/share/ca-certificates/catrust/corp-old.crt"),
+        h.read("usr/local/share/ca-certificates/catrust/catrust-corp-old.crt"),
         files["corp-old.crt"],
         "the anchor is the bundle's canonical PEM"
     );
@@ -270,7 +270,7 @@ fn debian_install_rotate_distrust_uninstall() {
     );
     assert!(s_new.trusted_by(&gen) && s_sys.trusted_by(&gen) && s_foreign.trusted_by(&gen));
     assert!(!h
-        .path("usr/local/share/ca-certificates/catrust/corp-old.crt")
+        .path("usr/local/share/ca-certificates/catrust/catrust-corp-old.crt")
         .exists());
     assert!(!h
         .path("etc/containerd/certs.d/127.0.0.1:5000/catrust-corp-old.crt")
@@ -900,7 +900,7 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
     );
     vol.write(&v1);
     assert_ok(&apply_once(&flags, &[]));
-    let anchor = "usr/local/share/ca-certificates/catrust/corp-old.crt";
+    let anchor = "usr/local/share/ca-certificates/catrust/catrust-corp-old.crt";
 
     // Someone deletes the agent's anchor and refreshes: the next resync puts it back.
     std::fs::remove_file(h.path(anchor)).unwrap();
@@ -1088,4 +1088,91 @@ fn the_host_root_can_be_another_process_root_through_proc() {
     assert_eq!(st["installed"], hash, "{st}");
     assert_ok(&uninstall(&through_proc, &[]));
     assert!(!h.path("var/lib/catrust/state.json").exists());
+}
+
+/// `update-ca-certificates` links `/etc/ssl/certs/<basename>.pem` by basename only. An
+/// authority named like a foreign anchor (AKS's own files, any `<name>.crt` outside the
+/// agent's folder) must not take over that link: the agent's anchors are
+/// `catrust/catrust-<name>.crt`. An anchor an earlier agent wrote as `catrust/<name>.crt`
+/// (its record lists it) is renamed by the next apply, foreign files untouched.
+#[test]
+fn debian_anchor_names_cannot_collide_and_old_names_are_migrated() {
+    let p = pki();
+    let h = TestHost::debian();
+    let aks_proxy = "usr/local/share/ca-certificates/proxyCA.crt";
+    let aks_custom = "usr/local/share/ca-certificates/certs/aks-custom-0.crt";
+    let same_name = "usr/local/share/ca-certificates/corp-old.crt";
+    h.write(aks_proxy, p.sys.pem());
+    h.write(aks_custom, p.new.pem());
+    h.write(same_name, p.foreign.pem());
+    // What an earlier agent left: `catrust/corp-old.crt`, recorded.
+    let old_anchor = "usr/local/share/ca-certificates/catrust/corp-old.crt";
+    let ours = catrust_bundle::encode_pem(&catrust_tests::pki::der_of(&p.old.cert));
+    h.write(old_anchor, &ours);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let (v1, hash) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[],
+        }],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    h.write(
+        "var/lib/catrust/state.json",
+        serde_json::json!({
+            "version": 1,
+            "family": "debian",
+            "bundleSha256": hash,
+            "files": { old_anchor: catrust_bundle::sha256_hex(ours.as_bytes()) },
+        })
+        .to_string(),
+    );
+    h.refresh();
+    let foreign_before: Vec<Vec<u8>> = [aks_proxy, aks_custom, same_name]
+        .iter()
+        .map(|f| h.read(f))
+        .collect();
+
+    assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
+    let link = |name: &str| {
+        std::fs::read_link(h.path(&format!("etc/ssl/certs/{name}")))
+            .unwrap_or_else(|e| panic!("etc/ssl/certs/{name}: {e}"))
+            .display()
+            .to_string()
+    };
+    assert!(
+        link("corp-old.pem").ends_with(same_name),
+        "the foreign corp-old.crt lost its link: {}",
+        link("corp-old.pem")
+    );
+    assert!(
+        link("catrust-corp-old.pem").ends_with("catrust/catrust-corp-old.crt"),
+        "{}",
+        link("catrust-corp-old.pem")
+    );
+    assert!(link("proxyCA.pem").ends_with(aks_proxy));
+    assert!(link("aks-custom-0.pem").ends_with(aks_custom));
+    assert!(
+        !h.path(old_anchor).exists(),
+        "the old name was not migrated"
+    );
+    let foreign_after: Vec<Vec<u8>> = [aks_proxy, aks_custom, same_name]
+        .iter()
+        .map(|f| h.read(f))
+        .collect();
+    assert_eq!(foreign_before, foreign_after, "a foreign anchor changed");
+    let gen = h.generated_bundle();
+    for leaf in [&p.leaf_old, &p.leaf_sys, &p.leaf_new, &p.leaf_foreign] {
+        assert!(TlsServer::start(leaf).trusted_by(&gen));
+    }
+    let st = status(h.root(), Some(&vol.dir));
+    assert_eq!(st["ready"], true, "{st}");
+    assert_eq!(
+        st["files"],
+        serde_json::json!(["usr/local/share/ca-certificates/catrust/catrust-corp-old.crt"])
+    );
 }

@@ -458,6 +458,9 @@ pub fn plan(
         }
     }
     plan.state.distrusted = distrusted.clone();
+    // A renamed anchor (an earlier agent's `catrust/<name>.crt` becoming
+    // `catrust/catrust-<name>.crt`) removes a file whose CA stays: not a removed CA.
+    plan.removed = &plan.removed - &plan.expect_present;
 
     // containerd: a running one keeps the roots it loaded.
     let newly_distrusted = distrusted.difference(&state.distrusted).next().is_some();
@@ -580,6 +583,53 @@ mod tests {
     }
 
     #[test]
+    fn anchors_an_earlier_agent_named_without_the_prefix_are_renamed() {
+        // What an earlier agent recorded: `catrust/<name>.crt`, whose
+        // /etc/ssl/certs/<name>.pem link could collide with a foreign anchor's.
+        let d = desired(vec![ca("proxy-ca", &[])]);
+        let old = format!("{DEBIAN_ANCHORS}/proxy-ca.crt");
+        let new = Family::Debian.anchor_path("proxy-ca");
+        assert_eq!(new, format!("{DEBIAN_ANCHORS}/catrust-proxy-ca.crt"));
+        let pem = d.authorities[0].pem.clone();
+        let mut before = State {
+            family: Some(Family::Debian),
+            bundle_sha256: d.bundle_sha256.clone(),
+            ..State::default()
+        };
+        before.files.insert(old.clone(), sha256_hex(&pem));
+        let mut obs = Observed::default();
+        obs.entries.insert(old.clone(), Entry::File(pem.clone()));
+        obs.anchor_namespace
+            .push((old.clone(), Entry::File(pem.clone())));
+        let p = plan(Family::Debian, &d, ContainerdPolicy::Restart, &before, &obs).unwrap();
+        assert_eq!(
+            p.actions,
+            [
+                Action::Write {
+                    path: new.clone(),
+                    bytes: pem
+                },
+                Action::Remove { path: old.clone() }
+            ]
+        );
+        // --fresh drops the old link; the CA itself is still expected, not "removed".
+        assert!(p.fresh && p.removed.is_empty(), "{:?}", p.removed);
+        assert_eq!(p.state.files.keys().collect::<Vec<_>>(), [&new]);
+        // And once renamed, nothing more to do.
+        let mut after = observe_after(&p, obs);
+        after.anchor_namespace = vec![(new.clone(), after.entries[&new].clone())];
+        let again = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::Restart,
+            &p.state,
+            &after,
+        )
+        .unwrap();
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+    }
+
+    #[test]
     fn planted_symlink_and_foreign_file_are_refused() {
         let d = desired(vec![ca("a", &[])]);
         let path = Family::Debian.anchor_path("a");
@@ -670,7 +720,7 @@ mod tests {
             BTreeSet::from([
                 "etc/containerd/certs.d/r:5000/catrust-a.crt",
                 "etc/containerd/certs.d/r:5000/hosts.toml",
-                "usr/local/share/ca-certificates/catrust/a.crt",
+                "usr/local/share/ca-certificates/catrust/catrust-a.crt",
             ])
         );
         assert!(p2
