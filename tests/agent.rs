@@ -1176,3 +1176,82 @@ fn debian_anchor_names_cannot_collide_and_old_names_are_migrated() {
         serde_json::json!(["usr/local/share/ca-certificates/catrust/catrust-corp-old.crt"])
     );
 }
+
+/// containerd's config decides where `hosts.toml` goes. With `config_path = ""` (the
+/// 1.6/1.7 default) certs.d is not read: the agent says so in `status` and falls back to
+/// the system store plus a restart under `registries-only`; with a list it writes under
+/// the first entry; a path outside the host root is refused, not followed.
+#[test]
+fn the_containerd_config_decides_where_registry_cas_go() {
+    let p = pki();
+    let registry = "registry.corp:5000";
+    let cfg = |path: &str| {
+        format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{path}\"\n")
+    };
+    let (v1, _) = bundle(
+        &[Ca {
+            name: "corp-registry",
+            cert: &p.old,
+            registries: &[registry],
+        }],
+        &[],
+        ContainerdPolicy::RegistriesOnly,
+    );
+
+    // certs.d off: no hosts.toml anywhere, the CA in the store, containerd restarted.
+    let h = TestHost::debian();
+    h.write("etc/containerd/config.toml", cfg(""));
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    vol.write(&v1);
+    let flags = host_flags(h.root(), &vol.dir);
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(!h.path("etc/containerd/certs.d").exists());
+    assert!(TlsServer::start(&p.leaf_old).trusted_by(&h.generated_bundle()));
+    assert_eq!(
+        restarts(&h),
+        1,
+        "registries-only without certs.d must restart"
+    );
+    let st = status(h.root(), Some(&vol.dir));
+    assert_eq!(st["ready"], true, "{st}");
+    assert!(
+        st["warnings"]
+            .to_string()
+            .contains("containerd reads no certs.d"),
+        "{st}"
+    );
+
+    // EKS's list: the first entry.
+    let h = TestHost::debian();
+    h.write(
+        "etc/containerd/config.toml",
+        cfg("/etc/docker/certs.d:/etc/containerd/certs.d"),
+    );
+    let flags = host_flags(h.root(), &vol.dir);
+    assert_ok(&apply_once(&flags, &[]));
+    let hosts =
+        String::from_utf8(h.read(&format!("etc/docker/certs.d/{registry}/hosts.toml"))).unwrap();
+    assert!(hosts.contains("catrust-corp-registry.crt"), "{hosts}");
+    assert!(!h.path("etc/containerd/certs.d").exists());
+    assert_eq!(restarts(&h), 0);
+
+    // A config_path leaving the host root: not ready, nothing written.
+    let h = TestHost::debian();
+    h.write("etc/containerd/config.toml", cfg("/etc/../../tmp/x"));
+    let before = snap(&h);
+    let flags = host_flags(h.root(), &vol.dir);
+    let out = apply_once(&flags, &[]);
+    assert!(!out.status.success());
+    let st = status(h.root(), Some(&vol.dir));
+    assert!(st["reason"].to_string().contains("config_path"), "{st}");
+    let mut after = snap(&h);
+    after.retain(|k, _| !k.starts_with("var/lib/catrust"));
+    let mut before = before;
+    before.retain(|k, _| !k.starts_with("var/lib/catrust"));
+    assert!(
+        diff(&before, &after).is_empty(),
+        "{:?}",
+        diff(&before, &after)
+    );
+}

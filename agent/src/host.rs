@@ -85,8 +85,6 @@ pub const DEBIAN_CONF: &str = "etc/ca-certificates.conf";
 pub const DEBIAN_CERTSDIR: &str = "usr/share/ca-certificates";
 /// Debian's local certificates (foreign ones live beside the agent's folder).
 pub const DEBIAN_LOCALCERTSDIR: &str = "usr/local/share/ca-certificates";
-/// containerd's per-registry configuration root.
-pub const CERTS_D: &str = "etc/containerd/certs.d";
 
 /// Detects the family from the text of `/etc/os-release` (`ID`, then `ID_LIKE`).
 pub fn detect(os_release: &str) -> Result<Family, String> {
