@@ -359,7 +359,9 @@ impl<'n> World<'n> {
         let want: BTreeMap<String, Vec<u8>> = bundle
             .iter()
             .filter(|(k, _)| k.ends_with(".crt"))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            // The agent names its Debian anchors catrust-<key> (no basename collision
+            // in /etc/ssl/certs).
+            .map(|(k, v)| (format!("catrust-{k}"), v.clone()))
             .collect();
         let dir = self.node.path(DEBIAN_AGENT_ANCHORS);
         let have: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&dir)
