@@ -20,47 +20,27 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use catrust_tests::agent::fingerprint;
-use catrust_tests::containerd::{push_tiny_image, Containerd, PullResult, Registry};
+use catrust_tests::containerd::{
+    node_hosts_toml, push_tiny_image, tail, test_trust_yaml, Auth, Containerd, PullResult,
+    Registry, UNKNOWN_AUTHORITY,
+};
 use catrust_tests::gitrepo::{now, GitRepo, DAY, HOUR};
 use catrust_tests::host::TestHost;
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::pki::{make_ca, make_server_cert, Issued};
 use catrust_tests::{bin, isolate_tls_env, require_tool, run};
 
-const UNKNOWN_AUTHORITY: &str = "x509: certificate signed by unknown authority";
 const IMAGE_REPO: &str = "catrust/demo:1";
 
-/// One authority line of a test trust.yaml.
-struct Auth<'a> {
-    name: &'a str,
-    file: &'a str,
-    registries: &'a [&'a str],
-    replaces: Option<&'a str>,
-}
-
 fn trust_yaml(auths: &[Auth], distrust: &[(String, &str)], containerd: &str) -> String {
-    let mut y = String::from(
-        "apiVersion: catrust.dev/v1alpha1\nkind: TrustConfig\nmetadata:\n  name: corp\nspec:\n  authorities:\n",
-    );
-    for a in auths {
-        y += &format!("    - name: {}\n      file: {}\n", a.name, a.file);
-        if !a.registries.is_empty() {
-            y += &format!("      registries: [\"{}\"]\n", a.registries.join("\", \""));
-        }
-        if let Some(r) = a.replaces {
-            y += &format!("      replaces: {r}\n");
-        }
-    }
-    if !distrust.is_empty() {
-        y += "  distrust:\n";
-        for (sha, reason) in distrust {
-            y += &format!("    - sha256: \"{sha}\"\n      reason: {reason}\n");
-        }
-    }
-    y += &format!(
-        "  rotation:\n    minOverlap: 72h\n  targets:\n    agent:\n      image: registry.example/catrust-agent:0.1.0\n      containerd: {containerd}\n"
-    );
-    y
+    test_trust_yaml(
+        auths,
+        distrust,
+        &[
+            ("image", "registry.example/catrust-agent:0.1.0"),
+            ("containerd", containerd),
+        ],
+    )
 }
 
 /// What `catrust build` rendered for the agent: the bundle Secret's data (decoded) and
@@ -296,21 +276,6 @@ impl World {
     fn leaf(&self, name: &str, ca: &Issued) -> Issued {
         make_server_cert(&self.pki, name, ca)
     }
-}
-
-/// The node's own `hosts.toml` for the test registry. containerd 1.6.20 rejects a file
-/// with `server` alone ("failed to decode hosts.toml: invalid `host` tree") and then
-/// falls back to plain HTTP for 127.0.0.1, so the file also has the host table.
-fn node_hosts_toml(host: &str) -> String {
-    format!(
-        "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
-    )
-}
-
-/// The end of a long gRPC message, where the cause is.
-fn tail(s: &str) -> &str {
-    let i = s.rfind(": x509").map(|i| i + 2).unwrap_or(0);
-    &s[i..]
 }
 
 /// A registry CA through `certs.d/<host>/hosts.toml` (`registries-only`): no restart.

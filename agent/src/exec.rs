@@ -2,40 +2,62 @@
 //!
 //! - `nsenter` (production): the host's own tools, in PID 1's namespaces, on the
 //!   host's real paths (the agent container sees the host root at `--host-root`).
-//! - `chroot`: the host's own tools under `chroot HOSTROOT`.
 //! - `direct` (tests, throwaway roots): the agent's tools with explicit paths under the
 //!   host root, so nothing outside it is read or written.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::host::Family;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum HostExec {
-    Nsenter,
-    Chroot,
-    Direct,
-}
+pub use catrust_agent::cli::HostExec;
 
 const NSENTER: [&str; 8] = [
     "nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid",
 ];
 
-fn on_host(exec: HostExec, root: &Path, argv: &[&str]) -> Vec<String> {
+/// The PATH every command run on the host gets, whatever the container's is (an image
+/// may set none: then nsenter cannot find `update-ca-certificates`). It covers where
+/// Debian, Ubuntu, the RHEL family and Flatcar keep `update-ca-certificates`,
+/// `update-ca-trust`, `systemctl` and the tools their scripts call, and where the
+/// agent image keeps `nsenter` (busybox: `/bin`).
+pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command line and the environment it runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub argv: Vec<String>,
+    /// Run with an empty environment plus `PATH=`[`HOST_PATH`] (a host command must not
+    /// see the container's variables); `false` keeps the agent's environment (direct
+    /// mode on a throwaway root, and the operator's `--containerd-restart-command`).
+    pub host_env: bool,
+}
+
+impl Cmd {
+    fn local(argv: Vec<String>) -> Cmd {
+        Cmd {
+            argv,
+            host_env: false,
+        }
+    }
+}
+
+fn on_host(exec: HostExec, argv: &[&str]) -> Cmd {
     let mut out: Vec<String> = match exec {
         HostExec::Nsenter => NSENTER
             .iter()
             .map(|s| s.to_string())
             .chain(["--".into()])
             .collect(),
-        HostExec::Chroot => vec!["chroot".into(), root.display().to_string()],
         HostExec::Direct => Vec::new(),
     };
     out.extend(argv.iter().map(|s| s.to_string()));
-    out
+    Cmd {
+        argv: out,
+        host_env: exec != HostExec::Direct,
+    }
 }
 
 /// Folder (ours) where direct mode keeps the p11-kit module config it points `trust` at.
@@ -48,12 +70,13 @@ pub fn refresh_argv(
     family: Family,
     root: &Path,
     fresh: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Cmd, String> {
     match (exec, family) {
         (HostExec::Direct, Family::Debian) => {
             let r = |p: &str| root.join(p).display().to_string();
             // update-ca-certificates cd's into --etccertsdir: it must exist.
-            std::fs::create_dir_all(root.join("etc/ssl/certs")).map_err(|e| format!("etc/ssl/certs: {e}"))?;
+            std::fs::create_dir_all(root.join("etc/ssl/certs"))
+                .map_err(|e| format!("etc/ssl/certs: {e}"))?;
             let mut v = vec!["update-ca-certificates".to_string()];
             if fresh {
                 v.push("--fresh".into());
@@ -69,7 +92,7 @@ pub fn refresh_argv(
                 v.push(flag.into());
                 v.push(r(path));
             }
-            Ok(v)
+            Ok(Cmd::local(v))
         }
         (HostExec::Direct, Family::Rhel) => {
             // p11-kit reads its source paths from the trust module's config, and ignores
@@ -89,9 +112,10 @@ pub fn refresh_argv(
                 .map_err(|e| format!("p11-kit module config: {e}"))?;
             let out = root.join(family.generated_bundle());
             if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            Ok(vec![
+            Ok(Cmd::local(vec![
                 "unshare".into(),
                 "--mount".into(),
                 "sh".into(),
@@ -100,14 +124,15 @@ pub fn refresh_argv(
                 "sh".into(),
                 moddir.display().to_string(),
                 out.display().to_string(),
-            ])
+            ]))
         }
-        (HostExec::Direct, Family::Flatcar) => {
-            Err("--host-exec direct supports the debian and rhel families; use nsenter or chroot on Flatcar".into())
-        }
-        (_, Family::Debian) if fresh => Ok(on_host(exec, root, &["update-ca-certificates", "--fresh"])),
-        (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, root, &["update-ca-certificates"])),
-        (_, Family::Rhel) => Ok(on_host(exec, root, &["update-ca-trust", "extract"])),
+        (HostExec::Direct, Family::Flatcar) => Err(
+            "--host-exec direct supports the debian and rhel families; use nsenter on Flatcar"
+                .into(),
+        ),
+        (_, Family::Debian) if fresh => Ok(on_host(exec, &["update-ca-certificates", "--fresh"])),
+        (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, &["update-ca-certificates"])),
+        (_, Family::Rhel) => Ok(on_host(exec, &["update-ca-trust", "extract"])),
     }
 }
 
@@ -115,13 +140,20 @@ pub fn refresh_argv(
 #[derive(Debug)]
 pub struct Ran {
     pub success: bool,
+    /// The exit code; `None` when a signal ended the command.
+    pub code: Option<i32>,
     pub output: String,
 }
 
-/// Runs `argv` with a deadline; the child is killed when it passes.
-pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
-    let mut child = Command::new(prog)
+/// Runs `cmd` with a deadline; the child is killed when it passes.
+pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
+    let (prog, args) = cmd.argv.split_first().ok_or("empty command")?;
+    let mut command = Command::new(prog);
+    if cmd.host_env {
+        // With PATH set here, Command also looks `prog` (nsenter) up in HOST_PATH.
+        command.env_clear().env("PATH", HOST_PATH);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -172,6 +204,7 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
     }
     Ok(Ran {
         success: status.success(),
+        code: status.code(),
         output: if status.success() {
             output
         } else {
@@ -184,7 +217,6 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, String> {
 #[derive(Debug, Clone)]
 pub struct Containerd {
     pub exec: HostExec,
-    pub root: PathBuf,
     /// Replaces `systemctl restart containerd` (run with `sh -c`).
     pub restart_command: Option<String>,
 }
@@ -193,7 +225,10 @@ impl Containerd {
     /// Restarts containerd if it is running. Returns what happened.
     pub fn restart_if_running(&self, timeout: Duration) -> Result<String, String> {
         if let Some(cmd) = &self.restart_command {
-            let ran = run(&["sh".into(), "-c".into(), cmd.clone()], timeout)?;
+            let ran = run(
+                &Cmd::local(vec!["sh".into(), "-c".into(), cmd.clone()]),
+                timeout,
+            )?;
             return if ran.success {
                 Ok(format!("ran {cmd:?}"))
             } else {
@@ -208,20 +243,15 @@ impl Containerd {
         let active = run(
             &on_host(
                 self.exec,
-                &self.root,
                 &["systemctl", "is-active", "--quiet", "containerd"],
             ),
             timeout,
         )?;
-        if !active.success {
+        if !is_active(active.code, &active.output)? {
             return Ok("containerd is not running: nothing to restart".into());
         }
         let ran = run(
-            &on_host(
-                self.exec,
-                &self.root,
-                &["systemctl", "restart", "containerd"],
-            ),
+            &on_host(self.exec, &["systemctl", "restart", "containerd"]),
             timeout,
         )?;
         if ran.success {
@@ -232,40 +262,101 @@ impl Containerd {
     }
 }
 
+/// Reads `systemctl is-active --quiet` by its exit code: 0 is running, 3 is inactive
+/// or unknown (nothing to restart). Anything else — 1 for EPERM or no bus, 127 for a
+/// missing `systemctl`, a signal — says nothing about containerd: an error, so the
+/// restart stays owed and the node not ready. Pure.
+pub fn is_active(code: Option<i32>, output: &str) -> Result<bool, String> {
+    match code {
+        Some(0) => Ok(true),
+        Some(3) => Ok(false),
+        Some(c) => Err(format!(
+            "cannot tell whether containerd runs: systemctl is-active exited with {c}: {}",
+            output.trim()
+        )),
+        None => Err(format!(
+            "cannot tell whether containerd runs: systemctl is-active was killed by a signal: {}",
+            output.trim()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn only_exit_3_means_containerd_is_not_running() {
+        assert_eq!(is_active(Some(0), ""), Ok(true));
+        assert_eq!(is_active(Some(3), ""), Ok(false));
+        for (code, output) in [
+            (Some(1), "Failed to connect to bus: No data available"),
+            (
+                Some(127),
+                "nsenter: failed to execute systemctl: No such file or directory",
+            ),
+            (Some(4), ""),
+            (None, ""),
+        ] {
+            let err = is_active(code, output).unwrap_err();
+            assert!(err.contains("cannot tell") && err.contains(output), "{err}");
+        }
+    }
+
+    #[test]
     fn production_refresh_runs_in_pid1_namespaces() {
-        let v = refresh_argv(HostExec::Nsenter, Family::Debian, Path::new("/host"), true).unwrap();
-        assert_eq!(v[..2], ["nsenter", "--target"]);
-        assert_eq!(v[v.len() - 2..], ["update-ca-certificates", "--fresh"]);
-        let v = refresh_argv(HostExec::Chroot, Family::Rhel, Path::new("/host"), false).unwrap();
-        assert_eq!(v, ["chroot", "/host", "update-ca-trust", "extract"]);
+        let c = refresh_argv(HostExec::Nsenter, Family::Debian, Path::new("/host"), true).unwrap();
+        assert_eq!(c.argv[..2], ["nsenter", "--target"]);
+        assert_eq!(
+            c.argv[c.argv.len() - 2..],
+            ["update-ca-certificates", "--fresh"]
+        );
+        assert!(c.host_env);
+        let c = refresh_argv(HostExec::Nsenter, Family::Rhel, Path::new("/host"), false).unwrap();
+        assert_eq!(
+            c.argv[c.argv.len() - 3..],
+            ["--", "update-ca-trust", "extract"]
+        );
+    }
+
+    fn sh(script: &str) -> Cmd {
+        Cmd::local(vec!["sh".into(), "-c".into(), script.into()])
+    }
+
+    #[test]
+    fn host_commands_get_the_host_path_and_nothing_of_the_container_env() {
+        // What the host tools see: only PATH, and the fixed one.
+        let cmd = Cmd {
+            argv: vec!["sh".into(), "-c".into(), "env".into()],
+            host_env: true,
+        };
+        let ran = run(&cmd, Duration::from_secs(5)).unwrap();
+        // The shell itself adds PWD (and some SHLVL, `_`); nothing else may be there.
+        let env: Vec<&str> = ran
+            .output
+            .lines()
+            .filter(|l| !["PWD=", "SHLVL=", "_="].iter().any(|p| l.starts_with(p)))
+            .collect();
+        assert_eq!(env, [format!("PATH={HOST_PATH}")], "{}", ran.output);
     }
 
     #[test]
     fn timeouts_kill() {
-        let err = run(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
+        let err = run(
+            &Cmd::local(vec!["sleep".into(), "5".into()]),
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
         assert!(err.contains("did not finish"));
         // A background child keeping the pipes open does not hang the caller.
         let t0 = Instant::now();
-        let ran = run(
-            &["sh".into(), "-c".into(), "sleep 5 & echo started".into()],
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let ran = run(&sh("sleep 5 & echo started"), Duration::from_secs(5)).unwrap();
         assert!(
             ran.success && t0.elapsed() < Duration::from_secs(3),
             "{:?}",
             t0.elapsed()
         );
-        let ran = run(
-            &["sh".into(), "-c".into(), "echo hi; exit 3".into()],
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let ran = run(&sh("echo hi; exit 3"), Duration::from_secs(5)).unwrap();
         assert!(!ran.success && ran.output.contains("hi"));
     }
 }

@@ -8,17 +8,20 @@
 //! - [`plan`] is the pure core: desired × state record × observed disk → actions,
 //!   refresh, containerd restart, next record; or a refusal before any change.
 //! - [`engine`] observes, carries out the plan with [`fsops`] (atomic writes), runs the
-//!   refresh through [`exec`] (nsenter / chroot / direct), checks the generated bundle,
+//!   refresh through [`exec`] (nsenter / direct), checks the generated bundle,
 //!   and restores every touched file if anything fails.
 //! - [`containerd`] and [`cacerts_conf`] are pure text edits of files the agent does
 //!   not own, each change marked and recorded so it can be reverted exactly.
 //! - [`state`] is the record under `/var/lib/catrust/`; [`server`] and [`watch`] make
 //!   the long-running `run` loop.
+//! - The command line is the library's [`catrust_agent::cli`], so tests can parse the
+//!   DaemonSet's rendered `args` with it.
 #![forbid(unsafe_code)]
 
 mod bundle_dir;
 mod cacerts_conf;
 mod containerd;
+mod containerd_config;
 mod engine;
 mod exec;
 mod failpoint;
@@ -31,148 +34,16 @@ mod state;
 mod watch;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use catrust_agent::cli::{BundleArgs, Cli, Cmd, Format, HostArgs, LogFormat, Policy};
 use catrust_bundle::ContainerdPolicy;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use tracing::{error, info};
 
 use crate::exec::HostExec;
-
-#[derive(Parser)]
-#[command(
-    name = "catrust-agent",
-    version,
-    about = "Installs a catrust bundle into this node's trust store and containerd"
-)]
-struct Cli {
-    /// Log format (stderr).
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Policy {
-    Restart,
-    RegistriesOnly,
-    None,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-}
-
-#[derive(Args, Clone)]
-struct HostArgs {
-    /// Where the host's root file system is (the container's hostPath mount).
-    #[arg(long)]
-    host_root: PathBuf,
-    /// How refresh and containerd commands reach the host.
-    #[arg(long, value_enum, default_value = "nsenter")]
-    host_exec: HostExec,
-    /// Overrides the bundle's containerd policy.
-    #[arg(long, value_enum)]
-    containerd: Option<Policy>,
-    /// Run with `sh -c` instead of `systemctl restart containerd`.
-    #[arg(long)]
-    containerd_restart_command: Option<String>,
-    /// Deadline for the refresh and containerd commands (e.g. 60s).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    command_timeout: Duration,
-}
-
-#[derive(Args, Clone)]
-struct BundleArgs {
-    /// The mounted bundle Secret (kubelet layout).
-    #[arg(long)]
-    bundle_dir: PathBuf,
-    /// The bundle hash this node must end up with (the DaemonSet passes it).
-    #[arg(long, env = "CATRUST_EXPECTED_SHA256")]
-    expected_sha256: Option<String>,
-    /// This node's pool: authorities limited to other pools are skipped.
-    #[arg(long, env = "CATRUST_POOL")]
-    pool: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Apply the bundle, then keep it applied: react to a new bundle within a second,
-    /// resync periodically, serve /healthz, /readyz and /metrics.
-    Run {
-        #[command(flatten)]
-        bundle: BundleArgs,
-        #[command(flatten)]
-        host: HostArgs,
-        /// Address for /healthz, /readyz and /metrics.
-        #[arg(long, default_value = "0.0.0.0:9102")]
-        listen: String,
-        /// Re-apply this often to repair drift (s, m, h, d).
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
-        resync: Duration,
-    },
-    /// Apply the bundle once. Exit 0 when installed, 1 when refused or failed.
-    Apply {
-        /// Required: apply once and exit (the long-running form is `run`).
-        #[arg(long, required = true)]
-        once: bool,
-        #[command(flatten)]
-        bundle: BundleArgs,
-        #[command(flatten)]
-        host: HostArgs,
-    },
-    /// What is installed, what is expected, and why the node is not ready.
-    /// Exit 0 when ready, 1 when not.
-    Status {
-        #[arg(long)]
-        host_root: PathBuf,
-        #[arg(long)]
-        bundle_dir: Option<PathBuf>,
-        #[arg(long, env = "CATRUST_EXPECTED_SHA256")]
-        expected_sha256: Option<String>,
-        #[arg(long, value_enum, default_value = "human")]
-        format: Format,
-    },
-    /// Remove exactly what the agent installed (per its record) and refresh.
-    /// Exit 0 when done, 1 when something could not be removed.
-    Uninstall {
-        #[command(flatten)]
-        host: HostArgs,
-    },
-}
-
-/// `90s`, `5m`, `2h`, `1d` (a bare number is seconds).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "ms" => return Ok(Duration::from_millis(n)),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
-    };
-    let secs = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too long"))?;
-    Ok(Duration::from_secs(secs))
-}
 
 fn policy(p: Option<Policy>) -> Option<ContainerdPolicy> {
     p.map(|p| match p {
@@ -348,6 +219,7 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.ready = report.outcome.ready;
             s.reason = report.outcome.reason.clone();
+            s.warnings = report.outcome.warnings.clone();
             s.metrics.observe(&report);
         }
         // A failed refresh is retried sooner than a refused bundle, which only a new
@@ -359,27 +231,5 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
         };
         let wake = watcher.wait(wait);
         tracing::debug!(?wake, "woke");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("999999999999999999d").is_err());
-    }
-
-    #[test]
-    fn the_cli_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
     }
 }

@@ -80,26 +80,6 @@ impl std::fmt::Display for IntOrPercent {
     }
 }
 
-/// How the agent runs the host's refresh commands (`catrust-agent --host-exec`); it
-/// decides how much privilege the DaemonSet needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostExec {
-    /// `nsenter` into PID 1's mount namespace: needs `hostPID` and CAP_SYS_ADMIN.
-    Nsenter,
-    /// `chroot` into the host root mount: needs CAP_SYS_CHROOT only, but the host's
-    /// services (systemctl) are reached through the mounted sockets.
-    Chroot,
-}
-
-impl HostExec {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostExec::Nsenter => "nsenter",
-            HostExec::Chroot => "chroot",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentTarget {
     pub namespace: Spanned<String>,
@@ -108,7 +88,6 @@ pub struct AgentTarget {
     pub max_unavailable: Spanned<IntOrPercent>,
     pub pool_label: Spanned<String>,
     pub node_selector: Vec<(Spanned<String>, Spanned<String>)>,
-    pub host_exec: Spanned<HostExec>,
     pub span: Span,
 }
 

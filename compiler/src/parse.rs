@@ -700,21 +700,6 @@ impl<'a> Cx<'a> {
             Some(n) => self.string_map(n, "nodeSelector"),
             None => Vec::new(),
         };
-        let host_exec = match self.opt_string(&mut map, "hostExec", WHAT) {
-            Some(s) => match s.value.as_str() {
-                "nsenter" => Spanned::new(HostExec::Nsenter, s.span),
-                "chroot" => Spanned::new(HostExec::Chroot, s.span),
-                other => {
-                    self.error(
-                        Code::Ct006,
-                        s.span,
-                        format!("hostExec `{other}` is not one of nsenter, chroot"),
-                    );
-                    Spanned::new(HostExec::Nsenter, s.span)
-                }
-            },
-            None => Spanned::new(HostExec::Nsenter, map.span),
-        };
         let span = map.span;
         self.finish(
             map,
@@ -726,7 +711,6 @@ impl<'a> Cx<'a> {
                 "maxUnavailable",
                 "poolLabel",
                 "nodeSelector",
-                "hostExec",
             ],
         );
         Some(AgentTarget {
@@ -736,7 +720,6 @@ impl<'a> Cx<'a> {
             max_unavailable,
             pool_label,
             node_selector,
-            host_exec,
             span,
         })
     }

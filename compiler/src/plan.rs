@@ -161,7 +161,6 @@ const AGENT_SETTINGS: &[Setting<AgentTarget>] = &[
             .collect();
         list(&pairs)
     }),
-    ("hostExec", |a| a.host_exec.value.as_str().into()),
 ];
 
 /// Whether a target is declared, and each of its settings that changed.
@@ -702,11 +701,11 @@ mod tests {
     }
 
     #[test]
-    fn every_agent_setting_change_is_planned_including_host_exec() {
+    fn every_agent_setting_change_is_planned() {
         let from = state("    - name: a\n      file: a.pem\n", AGENT);
         let to = state(
             "    - name: a\n      file: a.pem\n",
-            &format!("{AGENT}      hostExec: chroot\n      poolLabel: pool\n"),
+            &format!("{AGENT}      containerd: none\n      poolLabel: pool\n"),
         );
         let p = diff(
             (&r("HEAD"), &from),
@@ -717,7 +716,7 @@ mod tests {
         let fields: Vec<&str> = p.targets_changed.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["targets.agent.poolLabel", "targets.agent.hostExec"]
+            ["targets.agent.containerd", "targets.agent.poolLabel"]
         );
         assert!(p.effects.iter().any(|e| e.output == "agent-daemonset"));
     }

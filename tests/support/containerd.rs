@@ -199,8 +199,65 @@ pub fn push_tiny_image(work: &Path, registry: &Registry, reference: &str, ca: &I
     );
 }
 
-/// What a CRI `PullImage` returned: the image ref, or the gRPC status message.
-pub type PullResult = Result<String, String>;
+pub use crate::cri::PullResult;
+
+/// What containerd says when no trusted CA signed the registry's certificate.
+pub const UNKNOWN_AUTHORITY: &str = "x509: certificate signed by unknown authority";
+
+/// The end of a long gRPC message, where the cause is.
+pub fn tail(s: &str) -> &str {
+    let i = s.rfind(": x509").map(|i| i + 2).unwrap_or(0);
+    &s[i..]
+}
+
+/// The node's own `hosts.toml` for a test registry. containerd 1.6.20 rejects a file
+/// with `server` alone ("failed to decode hosts.toml: invalid `host` tree") and then
+/// falls back to plain HTTP for 127.0.0.1, so the file also has the host table.
+pub fn node_hosts_toml(host: &str) -> String {
+    format!(
+        "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+    )
+}
+
+/// One authority line of a test trust.yaml.
+pub struct Auth<'a> {
+    pub name: &'a str,
+    pub file: &'a str,
+    pub registries: &'a [&'a str],
+    pub replaces: Option<&'a str>,
+}
+
+/// A trust.yaml named `corp` with `minOverlap: 72h` and the agent target's `agent`
+/// settings (key, value), in order.
+pub fn test_trust_yaml(
+    auths: &[Auth],
+    distrust: &[(String, &str)],
+    agent: &[(&str, &str)],
+) -> String {
+    let mut y = String::from(
+        "apiVersion: catrust.dev/v1alpha1\nkind: TrustConfig\nmetadata:\n  name: corp\nspec:\n  authorities:\n",
+    );
+    for a in auths {
+        y += &format!("    - name: {}\n      file: {}\n", a.name, a.file);
+        if !a.registries.is_empty() {
+            y += &format!("      registries: [\"{}\"]\n", a.registries.join("\", \""));
+        }
+        if let Some(r) = a.replaces {
+            y += &format!("      replaces: {r}\n");
+        }
+    }
+    if !distrust.is_empty() {
+        y += "  distrust:\n";
+        for (sha, reason) in distrust {
+            y += &format!("    - sha256: \"{sha}\"\n      reason: {reason}\n");
+        }
+    }
+    y += "  rotation:\n    minOverlap: 72h\n  targets:\n    agent:\n";
+    for (k, v) in agent {
+        y += &format!("      {k}: {v}\n");
+    }
+    y
+}
 
 /// containerd 1.6 with its CRI plugin, supervised by the test as systemd would:
 /// `restart_command()` is the command the agent gets as `--containerd-restart-command`;
@@ -461,69 +518,5 @@ impl Drop for Containerd {
 
 /// PullImage over the unix socket with the `k8s-cri` client (tonic), then RemoveImage.
 pub fn cri_pull(sock: &Path, image: &str) -> PullResult {
-    use hyper_util::rt::TokioIo;
-    use k8s_cri::v1::image_service_client::ImageServiceClient;
-    use k8s_cri::v1::{ImageSpec, PullImageRequest, RemoveImageRequest};
-    use tonic::transport::{Endpoint, Uri};
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let sock = sock.to_path_buf();
-    rt.block_on(async move {
-        // The URI is required by tonic and ignored: the connector dials the socket.
-        let channel = Endpoint::try_from("http://localhost")
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let sock = sock.clone();
-                async move {
-                    Ok::<_, std::io::Error>(TokioIo::new(
-                        tokio::net::UnixStream::connect(sock).await?,
-                    ))
-                }
-            }))
-            .await
-            .map_err(|e| format!("cannot connect to containerd: {e}"))?;
-        let mut client = ImageServiceClient::new(channel);
-        let spec = ImageSpec {
-            image: image.to_string(),
-            ..Default::default()
-        };
-        let req = PullImageRequest {
-            image: Some(spec.clone()),
-            ..Default::default()
-        };
-        // Seen once on a busy machine: `Unimplemented: unknown service
-        // runtime.v1.ImageService` from a just-started containerd. Ask again for a few
-        // seconds before reporting it (it is never a trust result either way).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        let resp = loop {
-            let resp =
-                tokio::time::timeout(Duration::from_secs(60), client.pull_image(req.clone()))
-                    .await
-                    .map_err(|_| "PullImage did not answer within 60 s".to_string())?;
-            match resp {
-                Err(s)
-                    if s.code() == tonic::Code::Unimplemented
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => break other,
-            }
-        };
-        match resp {
-            Ok(r) => {
-                let image_ref = r.into_inner().image_ref;
-                client
-                    .remove_image(RemoveImageRequest { image: Some(spec) })
-                    .await
-                    .map_err(|s| format!("RemoveImage: {}", s.message()))?;
-                Ok(image_ref)
-            }
-            Err(status) => Err(format!("{:?}: {}", status.code(), status.message())),
-        }
-    })
+    crate::cri::Cri::connect(sock)?.pull(image)
 }

@@ -48,6 +48,12 @@ impl SecretVolume {
     /// Publishes a new version. Keys are validated as kubelet does (no `/`, no `..`
     /// prefix), so a test that wants a forbidden entry must plant it by hand.
     pub fn write(&self, payload: &BTreeMap<String, Vec<u8>>) {
+        self.write_with_mode(payload, 0o644);
+    }
+
+    /// Publishes a new version whose files have `mode` (the volume's `defaultMode`).
+    pub fn write_with_mode(&self, payload: &BTreeMap<String, Vec<u8>>, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
         for key in payload.keys() {
             assert!(
                 !key.is_empty() && !key.contains('/') && !key.starts_with(".."),
@@ -72,6 +78,8 @@ impl SecretVolume {
         std::fs::create_dir(&ts_dir).expect("create the version folder");
         for (key, bytes) in payload {
             std::fs::write(ts_dir.join(key), bytes).expect("write a key");
+            std::fs::set_permissions(ts_dir.join(key), std::fs::Permissions::from_mode(mode))
+                .expect("chmod a key");
         }
         let tmp = self.dir.join("..data_tmp");
         let _ = std::fs::remove_file(&tmp);

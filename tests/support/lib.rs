@@ -5,13 +5,17 @@
 
 pub mod agent;
 pub mod containerd;
+pub mod cri;
 pub mod fleet;
 pub mod gitrepo;
 pub mod host;
+pub mod image;
 pub mod k8s;
 pub mod kubelet;
 pub mod node;
+pub mod nodebox;
 pub mod pki;
+pub mod podspec;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

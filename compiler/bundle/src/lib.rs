@@ -9,12 +9,15 @@
 //! - the fingerprint of a certificate ([`sha256_hex`], lowercase hex of the DER);
 //! - the bundle hash ([`bundle_sha256`]), which names the Secret, annotates the
 //!   DaemonSet pod template and is what the agent's readiness is measured against;
-//! - the verification of a bundle read from disk ([`verify`]).
+//! - the verification of a bundle read from disk ([`verify`]);
+//! - the DaemonSet → agent interface: flags, environment, port ([`agent_interface`]).
 //!
 //! This crate deliberately depends only on serde (+ serde_json), sha2, hex, base64 and
 //! thiserror: the agent must stay a small static binary that links no git, templating,
 //! X.509 or lint code.
 #![forbid(unsafe_code)]
+
+pub mod agent_interface;
 
 use std::collections::BTreeMap;
 

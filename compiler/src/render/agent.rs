@@ -9,21 +9,24 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
+use catrust_bundle::agent_interface::{
+    flag, BUNDLE_ANNOTATION, ENV_EXPECTED_SHA256, PORT as AGENT_PORT, SUBCOMMAND_RUN,
+};
 use serde_json::{json, Value};
 
 use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
 use super::{Provenance, Rendered};
-use crate::config::{AgentTarget, HostExec, TrustConfig};
+use crate::config::{AgentTarget, TrustConfig};
 use crate::load::Certificate;
 
-/// The port of the agent's health and metrics endpoints.
-pub const AGENT_PORT: u16 = 9479;
 /// Where the bundle Secret is mounted in the agent container.
 pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
-/// Where the host's folders are mounted in the agent container.
-pub const HOST_ROOT: &str = "/host";
-/// The pod-template annotation that carries the expected bundle hash.
-pub const BUNDLE_ANNOTATION: &str = "catrust.dev/bundle-sha256";
+/// Where the agent finds the host's root: through PID 1 (hostPID), so the agent sees
+/// the host's whole mount tree with the host's own mount flags and the kubelet mounts
+/// and creates nothing on the node (no hostPath: a read-only `/usr` on Flatcar or Azure
+/// Linux OS Guard cannot break the pod's start, and no node-wide bind of `/` pins other
+/// pods' volumes). Reading it needs SYS_PTRACE, as nsenter does.
+pub const HOST_ROOT: &str = "/proc/1/root";
 
 /// Nodes selected by pool: `In` the listed pools, or `NotIn` every named pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,31 +243,6 @@ fn affinity(agent: &AgentTarget, selector: &PoolSelector) -> Option<Value> {
     }))
 }
 
-/// Host folders the agent mounts, and why each is needed. With `nsenter` the refresh
-/// itself runs in the host's mount namespace; these mounts are for the agent's own
-/// reads and atomic writes.
-const HOST_MOUNTS: &[(&str, &str, bool, &str)] = &[
-    // name, host path, read-only, hostPath type
-    // /etc: os-release (host family), ca-certificates.conf (Debian distrust lines,
-    // replaced atomically, so the folder must be writable), ssl/certs and pki (anchors
-    // and generated bundles), containerd/certs.d (per-registry CAs).
-    ("host-etc", "/etc", false, "Directory"),
-    // Debian/Ubuntu local anchors: catrust writes its own subfolder `catrust/`.
-    (
-        "host-local-ca",
-        "/usr/local/share/ca-certificates",
-        false,
-        "DirectoryOrCreate",
-    ),
-    // The distribution's CA files (/usr/share/ca-certificates on Debian, /usr/share/pki
-    // on the RHEL family), read to find a distrusted certificate's entry. Read-only.
-    ("host-usr-share", "/usr/share", true, "Directory"),
-    // /etc/os-release is usually a link to ../usr/lib/os-release.
-    ("host-os-release", "/usr/lib/os-release", true, "File"),
-    // The agent's record of what it installed, so it removes exactly that.
-    ("host-state", "/var/lib/catrust", false, "DirectoryOrCreate"),
-];
-
 #[allow(clippy::too_many_arguments)]
 fn daemonset(
     config: &TrustConfig,
@@ -289,46 +267,42 @@ fn daemonset(
     for (k, v) in &agent.node_selector {
         node_selector.insert(k.value.clone(), json!(v.value));
     }
-    let host_exec = agent.host_exec.value;
-    let mut mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
-    let mut volumes = vec![json!({
+    // The bundle is the only volume: the host is reached through HOST_ROOT.
+    let mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
+    let volumes = vec![json!({
         "name": "bundle",
         "secret": { "secretName": secret_name, "defaultMode": 0o444 },
     })];
-    for (volume, path, read_only, kind) in HOST_MOUNTS {
-        mounts.push(json!({"name": volume, "mountPath": format!("{HOST_ROOT}{path}"), "readOnly": read_only}));
-        volumes.push(json!({"name": volume, "hostPath": {"path": path, "type": kind}}));
-    }
-    if host_exec == HostExec::Chroot {
-        // chroot reaches systemd (containerd restart) through its socket.
-        mounts.push(json!({"name": "host-systemd", "mountPath": format!("{HOST_ROOT}/run/systemd"), "readOnly": true}));
-        volumes.push(json!({"name": "host-systemd", "hostPath": {"path": "/run/systemd", "type": "Directory"}}));
-    }
-    let capabilities = match host_exec {
-        // setns(2) into PID 1's namespaces needs SYS_ADMIN, and reading
-        // /proc/1/ns needs SYS_PTRACE.
-        HostExec::Nsenter => vec!["SYS_ADMIN", "SYS_PTRACE", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
-        HostExec::Chroot => vec!["SYS_CHROOT", "CHOWN", "DAC_OVERRIDE", "FOWNER"],
-    };
-    let mut security = json!({
+    // Measured on a booted node (FACTS.md, "A real node on this machine"): setns(2)
+    // into PID 1's namespaces needs SYS_ADMIN, and the mount namespace also SYS_CHROOT
+    // (kernel `mntns_install`); opening /proc/1/ns/* needs SYS_PTRACE. DAC_OVERRIDE:
+    // the RHEL family's `extracted/` folders are 0555, and the refresh run through
+    // nsenter keeps this bounding set. README, "What the DaemonSet needs on a node",
+    // says what breaks without each.
+    let capabilities = ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"];
+    let security = json!({
         "runAsUser": 0,
         "runAsNonRoot": false,
         "privileged": false,
         "readOnlyRootFilesystem": true,
         "capabilities": { "drop": ["ALL"], "add": capabilities },
         "seccompProfile": { "type": "RuntimeDefault" },
+        // containerd's AppArmor profile denies ptrace-read of processes under other
+        // profiles, so /proc/1/ns/* cannot be opened under it. (Kubernetes refuses
+        // allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.)
+        "appArmorProfile": { "type": "Unconfined" },
     });
-    match host_exec {
-        // AppArmor's default container profile denies the mount-namespace switch; and
-        // Kubernetes refuses allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.
-        HostExec::Nsenter => security["appArmorProfile"] = json!({"type": "Unconfined"}),
-        HostExec::Chroot => security["allowPrivilegeEscalation"] = json!(false),
-    }
     let mut pod_spec = json!({
         "serviceAccountName": service_account,
         "automountServiceAccountToken": false,
         "priorityClassName": "system-node-critical",
-        "hostPID": host_exec == HostExec::Nsenter,
+        // nsenter targets the host's PID 1, and systemctl must be visible in
+        // systemd's PID namespace ("Failed to connect to bus" otherwise).
+        "hostPID": true,
+        // A trust installer must run before the node's CNI is up (pulling the CNI's
+        // images may need the very CAs it installs), like kube-proxy and CNI agents.
+        // The agent resolves no names, so the default dnsPolicy is right.
+        "hostNetwork": true,
         "nodeSelector": node_selector,
         // Every node must trust the same CAs, whatever its taints.
         "tolerations": [{ "operator": "Exists" }],
@@ -337,30 +311,29 @@ fn daemonset(
             "name": "agent",
             "image": agent.image.value,
             "imagePullPolicy": "IfNotPresent",
+            // The agent's own CLI parses exactly these (tests/compile_agent.rs).
             "args": [
-                "run",
-                format!("--bundle-dir={BUNDLE_DIR}"),
-                format!("--host-root={HOST_ROOT}"),
-                format!("--host-exec={}", host_exec.as_str()),
-                format!("--listen=0.0.0.0:{AGENT_PORT}"),
-                "--log-format=json",
+                SUBCOMMAND_RUN,
+                format!("--{}={BUNDLE_DIR}", flag::BUNDLE_DIR),
+                format!("--{}={HOST_ROOT}", flag::HOST_ROOT),
+                format!("--{}=nsenter", flag::HOST_EXEC),
+                format!("--{}=0.0.0.0:{AGENT_PORT}", flag::LISTEN),
+                format!("--{}=json", flag::LOG_FORMAT),
             ],
             "env": [
                 {
-                    "name": "CATRUST_EXPECTED_SHA256",
+                    "name": ENV_EXPECTED_SHA256,
                     "valueFrom": { "fieldRef": { "fieldPath": format!("metadata.annotations['{BUNDLE_ANNOTATION}']") } },
-                },
-                {
-                    "name": "NODE_NAME",
-                    "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } },
                 },
             ],
             "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
             // Ready only once this exact bundle is installed on the node: the DaemonSet's
             // rollout status is the rotation's progress.
+            // Probed every second, so a maxUnavailable wave sees the pod Ready within
+            // about a second of the apply finishing (not paced by the probe period).
             "readinessProbe": {
                 "httpGet": { "path": "/readyz", "port": "http" },
-                "periodSeconds": 5,
+                "periodSeconds": 1,
                 "failureThreshold": 1,
             },
             "livenessProbe": {
@@ -368,6 +341,9 @@ fn daemonset(
                 "periodSeconds": 20,
                 "failureThreshold": 3,
             },
+            // The refresh (update-ca-certificates or update-ca-trust, and their
+            // hooks, e.g. ca-certificates-java) runs through nsenter but stays in this
+            // pod's memory cgroup: the limit must hold the agent plus that refresh.
             "resources": {
                 "requests": { "cpu": "10m", "memory": "16Mi" },
                 "limits": { "memory": "64Mi" },
@@ -398,9 +374,15 @@ fn daemonset(
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    // Only the bundle hash: nothing that changes on every commit, so a
-                    // commit that does not change the trust does not roll the nodes.
-                    "annotations": { BUNDLE_ANNOTATION: bundle_sha256 },
+                    // The bundle hash and constants only: nothing that changes on every
+                    // commit, so a commit that does not change the trust does not roll
+                    // the nodes.
+                    "annotations": {
+                        BUNDLE_ANNOTATION: bundle_sha256,
+                        // API servers before 1.30 know only the annotation, not the
+                        // appArmorProfile field; newer ones require both to agree.
+                        "container.apparmor.security.beta.kubernetes.io/agent": "unconfined",
+                    },
                 },
                 "spec": pod_spec,
             },
