@@ -110,7 +110,8 @@ fn sarif_results_point_at_the_file_and_region() {
 const CONTRACT_CODES: &[&str] = &[
     "CT001", "CT002", "CT003", "CT004", "CT005", "CT006", "CT101", "CT102", "CT103", "CT104",
     "CT105", "CT106", "CT107", "CT201", "CT202", "CT203", "CT204", "CT205", "CT206", "CT207",
-    "CT208", "CT209", "CT210", "CT301", "CT302", "CT303", "CT304", "CT401", "CT402", "CT403",
+    "CT208", "CT209", "CT210", "CT301", "CT302", "CT303", "CT304", "CT305", "CT306", "CT307",
+    "CT308", "CT401", "CT402", "CT403",
 ];
 
 #[test]
