@@ -372,7 +372,7 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
         let (before, after) = (pems(f), pems(t));
         if ta.certificates_file.value && (!file_before || before != after) {
             let pools = match ta.node_pools.len() {
-                0 => "every node pool of the cluster (trust.yaml declares none)".to_string(),
+                0 => "every node of every pool (trust.yaml declares no node pools)".to_string(),
                 1 => "every node of its 1 declared node pool".to_string(),
                 n => format!("every node of all {n} declared node pools"),
             };
