@@ -25,9 +25,14 @@ fn ok(o: &Output) {
     );
 }
 
-/// Installs `cas` with `apply --once`, the bundle laid out as kubelet does.
-fn install(h: &TestHost, vol: &SecretVolume, cas: &[Ca]) {
-    let (files, hash) = bundle(cas, &[], ContainerdPolicy::None);
+/// Installs one CA named `name` with `apply --once`, the bundle laid out as kubelet does.
+fn install(h: &TestHost, vol: &SecretVolume, name: &str, cert: &Issued) {
+    let cas = [Ca {
+        name,
+        cert,
+        registries: &[],
+    }];
+    let (files, hash) = bundle(&cas, &[], ContainerdPolicy::None);
     vol.write(&files);
     let mut args = vec!["apply".to_string(), "--once".into()];
     args.extend(host_flags(h.root(), &vol.dir));
@@ -137,15 +142,7 @@ fn on_an_ubuntu_aks_node_the_agent_leaves_aks_files_byte_identical() {
 
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
-    install(
-        &h,
-        &vol,
-        &[Ca {
-            name: "corp-rotating",
-            cert: &c.corp,
-            registries: &[],
-        }],
-    );
+    install(&h, &vol, "corp-rotating", &c.corp);
     assert!(s_corp.trusted_by(&gen), "the agent's CA is trusted");
     assert!(
         s_aks.trusted_by(&gen) && s_proxy.trusted_by(&gen),
@@ -180,15 +177,7 @@ fn an_authority_named_like_an_aks_file_does_not_collide_with_it() {
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
     for name in ["aks-custom-corp-root", "proxyca"] {
-        install(
-            &h,
-            &vol,
-            &[Ca {
-                name,
-                cert: &c.corp,
-                registries: &[],
-            }],
-        );
+        install(&h, &vol, name, &c.corp);
         assert_eq!(files_of(&h, UBUNTU_AKS_FILES), before);
         every_anchor_is_linked(&h).unwrap_or_else(|e| panic!("authority `{name}`: {e}"));
     }
@@ -211,15 +200,7 @@ fn on_an_azure_linux_aks_node_the_agent_leaves_aks_files_byte_identical() {
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
     // Named exactly like AKS's file: the agent's own folder and prefix keep them apart.
-    install(
-        &h,
-        &vol,
-        &[Ca {
-            name: "aks-custom-corp-root",
-            cert: &c.corp,
-            registries: &[],
-        }],
-    );
+    install(&h, &vol, "aks-custom-corp-root", &c.corp);
     assert!(s_corp.trusted_by(&gen) && s_aks.trusted_by(&gen));
     assert_eq!(h.read(aks_file), before, "AKS's file untouched");
     assert!(

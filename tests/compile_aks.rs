@@ -87,6 +87,17 @@ fn run_with_stub_az(
     (o, calls)
 }
 
+/// The outcomes of a run with the stub `az` that must succeed.
+fn stub_az_outcomes(script: &Path, mode: &str, rg: &str, cluster: &str) -> Vec<String> {
+    let (o, calls) = run_with_stub_az(script, mode, rg, cluster);
+    assert!(
+        o.status.success(),
+        "{mode}: {}{calls:#?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    calls.into_iter().map(|c| c.outcome).collect()
+}
+
 fn shellcheck(script: &Path) {
     let o = run(Command::new(require_tool("shellcheck", "shellcheck")).arg(script));
     assert!(
@@ -134,6 +145,16 @@ impl Scratch {
         let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
+    }
+
+    /// `n` fresh CAs `ca-0`… as trust.yaml authorities.
+    fn cas(&self, n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                self.ca(&format!("ca-{i}"));
+                format!("    - name: ca-{i}\n      file: certs/ca-{i}.pem\n")
+            })
+            .collect()
     }
 
     fn trust(&self, authorities: &str, aks_extra: &str) {
@@ -258,13 +279,7 @@ fn the_example_builds_every_aks_output_that_kubernetes_and_the_tools_accept() {
         .map(|c| format!("{} -> {}", c.argv[..2].join(" "), c.outcome))
         .collect();
     assert_eq!(made, ["version --query -> ok", "aks update -> ok certs=1"]);
-    let (o, calls) = run_with_stub_az(&script, "create", "rg-prod", "aks-prod");
-    assert!(
-        o.status.success(),
-        "{}{calls:#?}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let made: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    let made = stub_az_outcomes(&script, "create", "rg-prod", "aks-prod");
     assert_eq!(
         made,
         ["ok", "ok certs=1", "ok pool=nodepool1", "ok pool=batch"]
@@ -432,13 +447,7 @@ fn crlf_trailing_spaces_and_text_around_the_pem_still_give_clean_outputs() {
 #[test]
 fn eleven_certificates_are_ct301_and_nothing_is_written() {
     let s = Scratch::new();
-    let mut authorities = String::new();
-    for i in 0..11 {
-        s.ca(&format!("ca-{i}"));
-        authorities.push_str(&format!(
-            "    - name: ca-{i}\n      file: certs/ca-{i}.pem\n"
-        ));
-    }
+    let authorities = s.cas(11);
     s.trust(&authorities, "");
     let o = s.build("out");
     assert_eq!(o.status.code(), Some(1));
@@ -531,13 +540,7 @@ fn per_pool_custom_ca_trust_warns_and_update_unsets_the_retired_property() {
         text.contains("az resource update --ids \"$pool_id\" --api-version 2025-08-02-preview --set properties.enableCustomCATrust=false"),
         "{text}"
     );
-    let (o, calls) = run_with_stub_az(&script, "update", "rg", "c");
-    assert!(
-        o.status.success(),
-        "{}{calls:#?}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let made: Vec<&str> = calls.iter().map(|c| c.outcome.as_str()).collect();
+    let made = stub_az_outcomes(&script, "update", "rg", "c");
     // The property goes before the list changes: pools that keep it "might experience
     // failures … when certificates are updated". `batch` declares nothing: untouched.
     assert_eq!(
@@ -549,8 +552,7 @@ fn per_pool_custom_ca_trust_warns_and_update_unsets_the_retired_property() {
             "ok",
             "ok unset=oldpool",
             "ok certs=1"
-        ],
-        "{calls:#?}"
+        ]
     );
     let (o, calls) = run_with_stub_az(&script, "create", "rg", "c");
     assert!(o.status.success(), "{calls:#?}");
@@ -964,13 +966,7 @@ fn terraform() -> PathBuf {
 #[test]
 fn terraform_consumes_the_variable_file_and_it_matches_the_provider_schema() {
     let s = Scratch::new();
-    let mut authorities = String::new();
-    for i in 0..3 {
-        s.ca(&format!("ca-{i}"));
-        authorities.push_str(&format!(
-            "    - name: ca-{i}\n      file: certs/ca-{i}.pem\n"
-        ));
-    }
+    let authorities = s.cas(3);
     s.trust(&authorities, "");
     assert!(s.build("out").status.success());
     let out = s.path().join("out/aks");
