@@ -1049,3 +1049,32 @@ output "pem" {
         &format!("-var-file={}", file.display()),
     ]);
 }
+
+#[test]
+fn the_argocd_plugin_refuses_an_aks_only_config_that_renders_no_object() {
+    // An empty render with auto-prune would delete what the Application had.
+    let s = Scratch::new();
+    s.ca("a");
+    s.trust("    - name: a\n      file: certs/a.pem\n", "");
+    let o = run(Command::new(catrust_tests::bin("argocd-catrust-plugin"))
+        .arg("generate")
+        .current_dir(s.path()));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("renders no Kubernetes objects"));
+    // With the legacy Secret it renders that one object.
+    s.trust(
+        "    - name: a\n      file: certs/a.pem\n",
+        "      secret: true\n",
+    );
+    let o = run(Command::new(catrust_tests::bin("argocd-catrust-plugin"))
+        .arg("generate")
+        .current_dir(s.path()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("name: custom-ca-trust-secret"));
+}
