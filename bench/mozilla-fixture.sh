@@ -16,7 +16,7 @@ i=0
     cp "$f" "$dir/certs/$name.pem"
     printf '    - name: %s\n      file: certs/%s.pem\n' "$name" "$name"
   done
-  printf '  targets:\n    aks:\n      resourceGroup: rg\n      cluster: c\n      certificatesFile: false\n'
+  printf '  targets:\n    aks:\n      resourceGroup: rg\n      cluster: c\n      certificatesFile: false\n      secret: true\n'
 } > "$dir/trust.yaml"
 {
   printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nsecretGenerator:\n- name: custom-ca-trust-secret\n  namespace: kube-system\n  type: Opaque\n  options:\n    disableNameSuffixHash: true\n  files:\n'

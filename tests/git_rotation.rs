@@ -28,7 +28,7 @@ fn trust(authorities: &[Auth], distrust: &[&str]) -> String {
             ));
         }
     }
-    s.push_str("  rotation:\n    minOverlap: 72h\n  targets:\n    aks:\n      resourceGroup: rg-prod\n      cluster: aks-prod\n");
+    s.push_str("  rotation:\n    minOverlap: 72h\n  targets:\n    aks:\n      resourceGroup: rg-prod\n      cluster: aks-prod\n      # the legacy Secret (CT306): the one Kubernetes object of an aks-only config\n      secret: true\n");
     s
 }
 

@@ -302,11 +302,12 @@ fn a_crlf_certificate_builds_lf_outputs() {
     let pem =
         std::fs::read_to_string(repo.join("out/aks/custom-ca-trust-certificates.pem")).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
-    let secret = std::fs::read_to_string(repo.join("out/aks/custom-ca-trust-secret.yaml")).unwrap();
-    let value = secret
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("corp-root.crt: "))
-        .expect("the Secret has corp-root.crt");
+    let arm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join("out/aks/managed-cluster.json")).unwrap())
+            .unwrap();
+    let value = arm["properties"]["securityProfile"]["customCATrustCertificates"][0]
+        .as_str()
+        .expect("the ARM fragment has the certificate");
     let python = catrust_tests::require_tool("python3", "python3");
     let decoded = run(Command::new(python).args([
         "-c",

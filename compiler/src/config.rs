@@ -34,8 +34,36 @@ pub struct AuthoritySpec {
     pub registries: Vec<Spanned<String>>,
     pub pools: Vec<Spanned<String>>,
     pub replaces: Option<Spanned<String>>,
+    /// The targets that get this CA (`targets: [aks]`); empty: every target.
+    pub targets: Vec<Spanned<TargetKind>>,
     /// The whole list item.
     pub span: Span,
+}
+
+/// A target of trust.yaml, as an authority's `targets` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The AKS cluster list (and the legacy Secret): CAs nodes need at provisioning.
+    Aks,
+    /// The agent bundle: CAs installed and rotated in place.
+    Agent,
+}
+
+impl TargetKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "aks" => Some(TargetKind::Aks),
+            "agent" => Some(TargetKind::Agent),
+            _ => None,
+        }
+    }
+}
+
+impl AuthoritySpec {
+    /// Whether `target` gets this authority's certificates.
+    pub fn goes_to(&self, target: TargetKind) -> bool {
+        self.targets.is_empty() || self.targets.iter().any(|t| t.value == target)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -152,7 +152,7 @@ pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
                     resource_group: "my-resource-group",
                     cluster: "my-cluster",
                     certificates_file: true,
-                    secret: true,
+                    secret: false,
                 },
             },
         },

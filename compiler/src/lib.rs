@@ -2,6 +2,7 @@
 //! a set of CA certificates.
 #![forbid(unsafe_code)]
 
+pub mod azure;
 pub mod bundle;
 pub mod cert;
 pub mod compile;

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::TrustConfig;
+use crate::config::{TargetKind, TrustConfig};
 use crate::diag::{self, Diagnostic};
 use crate::load::Loaded;
-use crate::rules::Code;
+use crate::rules::{Code, Severity};
 
 mod platforms;
 pub use platforms::{is_config_map_key, is_dns_subdomain};
@@ -304,7 +304,7 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
     let Some(aks) = &config.targets.aks else {
         return;
     };
-    let count = loaded.certificates.len();
+    let count = crate::render::for_target(config, &loaded.certificates, TargetKind::Aks).len();
     if aks.certificates_file.value && count > AKS_MAX_CERTIFICATES {
         out.push(
             Diagnostic::new(
@@ -312,7 +312,52 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
                 format!("{count} certificates for the AKS cluster list; AKS accepts at most {AKS_MAX_CERTIFICATES}"),
             )
             .at(file, aks.certificates_file.span)
-            .with_help("set `certificatesFile: false` and rely on the Secret or the agent target, or trust fewer CAs"),
+            .with_help("keep the CAs nodes need to provision in the cluster list and move the rest to the agent target, or set `certificatesFile: false`"),
+        );
+    }
+    // An empty list by intent (no authority for aks), not one whose authorities or
+    // files failed to read (those have their errors).
+    if aks.certificates_file.value
+        && !config
+            .authorities
+            .iter()
+            .any(|a| a.goes_to(TargetKind::Aks))
+        && !loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.code.severity() == Severity::Error)
+    {
+        out.push(
+            Diagnostic::new(
+                Code::Ct307,
+                "the AKS cluster list is empty: `az-commands.sh update` clears it with an empty file (AKS re-images every node); Terraform (azurerm 3.79 to 3.x) would force a new cluster",
+            )
+            .at(file, aks.certificates_file.span)
+            .with_help("apply the empty list with `az-commands.sh update`, not Terraform (`catrust explain CT307`)"),
+        );
+    }
+    if aks.secret.value {
+        let pools: Vec<&str> = aks
+            .node_pools
+            .iter()
+            .filter(|p| p.custom_ca_trust.as_ref().is_some_and(|f| f.value))
+            .map(|p| p.name.value.as_str())
+            .collect();
+        let readers = if pools.is_empty() {
+            "no node pool reads it on a current cluster".to_string()
+        } else {
+            format!(
+                "only pools that still carry the retired enableCustomCATrust property ran the watcher that read it ({}), and `az-commands.sh update` unsets that property",
+                pools.join(", ")
+            )
+        };
+        out.push(
+            Diagnostic::new(
+                Code::Ct306,
+                format!("custom-ca-trust-secret is rendered, but {readers}: AKS deployed its reader (aks-node-ca-watcher) only for the per-pool property retired on 2026-09-14"),
+            )
+            .at(file, aks.secret.span)
+            .with_help("drop `secret: true`; use the cluster list for provisioning CAs and the agent target for CAs that rotate"),
         );
     }
     for pool in &aks.node_pools {
@@ -327,19 +372,29 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
             );
         }
         if let Some(flag) = &pool.custom_ca_trust {
+            let what = if flag.value {
+                "cannot be enabled any more (the cluster list reaches every Linux pool)"
+            } else {
+                "has no CLI flag any more"
+            };
             out.push(
                 Diagnostic::new(
                     Code::Ct303,
                     format!(
-                        "node pool `{}`: the per-pool customCATrust flag was retired on 2026-09-14",
-                        pool.name.value
+                        "node pool `{}`: customCATrust {} {what}: the property retired on 2026-09-14, and `az-commands.sh update` unsets it on this pool",
+                        pool.name.value, flag.value
                     ),
                 )
-                .at(file, flag.span),
+                .at(file, flag.span)
+                .with_help("run `az-commands.sh update` once, then drop `customCATrust` (`catrust explain CT303`)"),
             );
         }
     }
-    for a in &config.authorities {
+    for a in config
+        .authorities
+        .iter()
+        .filter(|a| a.goes_to(TargetKind::Aks))
+    {
         if let Some(first) = a.pools.first() {
             out.push(
                 Diagnostic::new(
@@ -349,7 +404,8 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
                         a.name.value
                     ),
                 )
-                .at(file, first.span),
+                .at(file, first.span)
+                .with_help("add `targets: [agent]` to the authority: the agent installs it on these pools only, and the AKS cluster list leaves it out"),
             );
         }
     }

@@ -8,6 +8,7 @@
 use catrust_bundle::ContainerdPolicy;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
+use crate::azure::NameKind;
 use crate::config::*;
 use crate::diag::Diagnostic;
 use crate::rules::Code;
@@ -496,6 +497,27 @@ impl<'a> Cx<'a> {
             None => Vec::new(),
         };
         let replaces = self.opt_string(&mut map, "replaces", WHAT);
+        let targets = match map.take("targets") {
+            Some(n) => self
+                .string_list(n, "targets")
+                .into_iter()
+                .filter_map(|t| match TargetKind::parse(&t.value) {
+                    Some(k) => Some(Spanned::new(k, t.span)),
+                    None => {
+                        self.error(
+                            Code::Ct006,
+                            t.span,
+                            format!(
+                                "target `{}` is not one of aks, agent",
+                                t.value.escape_debug()
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let span = map.span;
         self.finish(
             map,
@@ -508,6 +530,7 @@ impl<'a> Cx<'a> {
                 "registries",
                 "pools",
                 "replaces",
+                "targets",
             ],
         );
         let name = name?;
@@ -542,6 +565,7 @@ impl<'a> Cx<'a> {
             registries,
             pools,
             replaces,
+            targets,
             span,
         })
     }
@@ -593,10 +617,11 @@ impl<'a> Cx<'a> {
         let certificates_file = self
             .opt_bool(&mut map, "certificatesFile", WHAT)
             .unwrap_or(Spanned::new(true, map.span));
+        // Off by default: nothing reads the Secret on a current cluster (CT306).
         let secret = self
             .opt_bool(&mut map, "secret", WHAT)
-            .unwrap_or(Spanned::new(true, map.span));
-        let node_pools = match map.take("nodePools") {
+            .unwrap_or(Spanned::new(false, map.span));
+        let node_pools: Vec<NodePool> = match map.take("nodePools") {
             Some(list) => self
                 .list(list, "nodePools")
                 .into_iter()
@@ -604,6 +629,28 @@ impl<'a> Cx<'a> {
                 .collect(),
             None => Vec::new(),
         };
+        if let Some(rg) = &resource_group {
+            self.azure_name(rg, "resourceGroup", NameKind::ResourceGroup);
+        }
+        if let Some(c) = &cluster {
+            self.azure_name(c, "cluster", NameKind::Cluster);
+        }
+        for (i, pool) in node_pools.iter().enumerate() {
+            if node_pools[..i]
+                .iter()
+                .any(|p| p.name.value == pool.name.value)
+            {
+                self.error(
+                    Code::Ct305,
+                    pool.name.span,
+                    format!(
+                        "node pool `{}` is declared twice",
+                        pool.name.value.escape_debug()
+                    ),
+                )
+                .help = Some("declare each node pool once".into());
+            }
+        }
         let span = map.span;
         self.finish(
             map,
@@ -643,12 +690,32 @@ impl<'a> Cx<'a> {
         let custom_ca_trust = self.opt_bool(&mut map, "customCATrust", WHAT);
         let span = map.span;
         self.finish(map, WHAT, &["name", "osType", "customCATrust"]);
+        if let Some(name) = &name {
+            self.azure_name(name, "nodePools[].name", NameKind::NodePool);
+        }
         Some(NodePool {
             name: name?,
             os_type,
             custom_ca_trust,
             span,
         })
+    }
+
+    /// CT305 unless `name` follows Azure's rule for its kind. The message escapes the
+    /// value: it may hold a newline or terminal control characters.
+    fn azure_name(&mut self, name: &Spanned<String>, field: &str, kind: NameKind) {
+        if !kind.accepts(&name.value) {
+            let shown: String = name.value.chars().take(100).collect();
+            self.error(
+                Code::Ct305,
+                name.span,
+                format!(
+                    "`{field}` \"{}\" is not a valid Azure name",
+                    shown.escape_debug()
+                ),
+            )
+            .help = Some(format!("Azure accepts {}", kind.rule()));
+        }
     }
 
     fn agent(&mut self, node: &MarkedYaml) -> Option<AgentTarget> {
@@ -793,7 +860,7 @@ spec:
         assert_eq!(config.min_overlap.value, 72 * 3600);
         assert_eq!(config.expiry_warning.value, 30 * 86_400);
         let aks = config.targets.aks.unwrap();
-        assert!(aks.certificates_file.value && aks.secret.value);
+        assert!(aks.certificates_file.value && !aks.secret.value);
         assert_eq!(config.authorities[0].name.value, "root");
     }
 

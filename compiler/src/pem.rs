@@ -295,6 +295,24 @@ fn decode_certificate(
     findings: &mut Vec<PemFinding>,
 ) -> Option<CertBlock> {
     let mut b64 = String::new();
+    // The AKS troubleshooting case (CT308): reported once per block, at its BEGIN
+    // line (never quoting a line of the body).
+    let stray = body
+        .iter()
+        .position(|l| {
+            l.text.trim().is_empty()
+                || l.text.starts_with(char::is_whitespace)
+                || l.span.end - l.span.start != l.text.len()
+        })
+        .map(|n| PemFinding {
+            code: Code::Ct308,
+            span: block,
+            message: format!(
+                "blank line or whitespace inside the CERTIFICATE block (line {} of the block; outputs are normalised)",
+                n + 2
+            ),
+            help: None,
+        });
     for line in body {
         let t = line.text.trim();
         if t.contains(':') {
@@ -335,7 +353,11 @@ fn decode_certificate(
         }
     };
     match x509_parser::parse_x509_certificate(&der) {
-        Ok(([], _)) => Some(CertBlock { der, span: block }),
+        Ok(([], _)) => {
+            // Only for a block that decodes: a broken one has its CT107 already.
+            findings.extend(stray);
+            Some(CertBlock { der, span: block })
+        }
         Ok(_) => {
             findings.push(PemFinding {
                 code: Code::Ct107,

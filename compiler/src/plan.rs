@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::config::{AgentTarget, AksTarget, TrustConfig};
+use crate::config::{AgentTarget, AksTarget, TargetKind, TrustConfig};
 
 mod platforms;
 use crate::history::{format_utc, Removal, Verdict};
@@ -353,31 +353,51 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             source: None,
         })
     };
+    let of = |l: &Loaded, target: TargetKind| {
+        l.config
+            .as_ref()
+            .map(|c| crate::render::for_target(c, &l.certificates, target))
+            .unwrap_or_default()
+    };
     let pems = |l: &Loaded| {
-        l.certificates
-            .iter()
-            .map(|c| c.pem.clone())
+        of(l, TargetKind::Aks)
+            .into_iter()
+            .map(|c| c.pem)
             .collect::<Vec<_>>()
     };
     let keyed = |l: &Loaded| {
-        l.certificates
-            .iter()
-            .map(|c| (c.name.clone(), c.pem.clone()))
+        of(l, TargetKind::Aks)
+            .into_iter()
+            .map(|c| (c.name, c.pem))
             .collect::<Vec<_>>()
     };
     let aks = |l: &Loaded| l.config.as_ref().and_then(|c| c.targets.aks.clone());
     let (fa, ta) = (aks(f), aks(t));
     if let Some(ta) = &ta {
         let file_before = fa.as_ref().is_some_and(|a| a.certificates_file.value);
-        if ta.certificates_file.value && (!file_before || pems(f) != pems(t)) {
-            add("aks-certificates", "AKS certificate list changes: AKS re-images every node (surge, drain, delete) at the next `az aks update --custom-ca-trust-certificates` or ARM deployment".into());
+        let (before, after) = (pems(f), pems(t));
+        if ta.certificates_file.value && (!file_before || before != after) {
+            let pools = match ta.node_pools.len() {
+                0 => "every node of every pool (trust.yaml declares no node pools)".to_string(),
+                1 => "every node of its 1 declared node pool".to_string(),
+                n => format!("every node of all {n} declared node pools"),
+            };
+            add("aks-certificates", format!(
+                "AKS certificate list changes ({} -> {} certificates): AKS re-images {pools} (surge, drain, delete) at the next `az-commands.sh update`, ARM deployment or `terraform apply`",
+                if file_before { before.len() } else { 0 },
+                after.len()
+            ));
+            if after.is_empty() && file_before && !before.is_empty() {
+                add("aks-certificates", "the list becomes empty: `az-commands.sh update` clears it with an empty file (azure-cli#32201)".into());
+                add("aks-terraform", "Terraform: emptying custom_ca_trust_certificates_base64 forces a new cluster on azurerm 3.79 to 3.x (terraform-provider-azurerm#23737), and 4.36 and later send an empty list with an undocumented effect: clear it with the CLI (CT307)".into());
+            }
         }
         let secret_before = fa.as_ref().is_some_and(|a| a.secret.value);
         if ta.secret.value && (!secret_before || keyed(f) != keyed(t)) {
-            add("aks-secret", "custom-ca-trust-secret changes: nodes update in place within minutes (no re-image)".into());
+            add("aks-secret", "custom-ca-trust-secret changes: nothing reads it on a current cluster (its reader went with the per-pool property, CT306)".into());
         }
         if !ta.secret.value && secret_before {
-            add("aks-secret", "custom-ca-trust-secret is no longer rendered: pruning it removes these CAs from nodes".into());
+            add("aks-secret", "custom-ca-trust-secret is no longer rendered: pruning it changes no node on a current cluster (CT306)".into());
         }
     } else if fa.is_some() {
         add(
@@ -392,10 +412,9 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             .and_then(|p| p.strip_suffix(".customCATrust"))
         {
             let what = match c.to.as_str() {
-                "true" => "`az aks nodepool update --enable-custom-ca-trust`".to_string(),
-                "false" => "`az aks nodepool update --disable-custom-ca-trust`".to_string(),
-                "(no pool)" => "no longer managed".to_string(),
-                _ => "no per-pool flag".to_string(),
+                "true" | "false" => "`az-commands.sh update` unsets the retired enableCustomCATrust property on this pool (CT303)",
+                "(no pool)" => "no longer managed",
+                _ => "nothing to do",
             };
             add(
                 "aks-node-pool",
@@ -411,7 +430,7 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
         let bundle = |l: &Loaded| {
             l.config
                 .as_ref()
-                .map(|c| crate::bundle::manifest(c, &l.certificates).bundle_sha256)
+                .map(|c| crate::bundle::manifest(c, &of(l, TargetKind::Agent)).bundle_sha256)
         };
         if agent(f).is_none() || bundle(f) != bundle(t) {
             add(
@@ -644,15 +663,13 @@ mod tests {
         assert!(p.added.is_empty());
         assert_eq!(p.renamed.len(), 1);
         assert!(
-            p.effects
-                .iter()
-                .any(|e| e.output == "aks-node-pool"
-                    && e.effect.contains("--enable-custom-ca-trust")),
+            p.effects.iter().any(|e| e.output == "aks-node-pool"
+                && e.effect.contains("unsets the retired enableCustomCATrust")),
             "{:?}",
             p.effects
         );
-        // A rename changes Secret keys, not the certificate list.
-        assert!(p.effects.iter().any(|e| e.output == "aks-secret"));
+        // A rename changes neither the certificate list nor (off by default) a Secret.
+        assert!(!p.effects.iter().any(|e| e.output.starts_with("aks-secret")));
         assert!(!p.effects.iter().any(|e| e.output == "aks-certificates"));
         assert!(human(&p).contains("a -> a-renamed"));
     }
@@ -690,6 +707,70 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn a_changed_aks_list_re_images_every_pool_and_emptying_it_warns_about_terraform() {
+        let two_pools = "    aks:\n      resourceGroup: rg\n      cluster: c\n      nodePools:\n        - name: np1\n        - name: np2\n";
+        let one = state("    - name: a\n      file: a.pem\n", two_pools);
+        let both = state(
+            "    - name: a\n      file: a.pem\n    - name: b\n      file: b.pem\n",
+            two_pools,
+        );
+        let p = diff(
+            (&r("HEAD"), &one),
+            (&r("working tree"), &both),
+            Vec::new(),
+            0,
+        );
+        let effects: Vec<&str> = p.effects.iter().map(|e| e.effect.as_str()).collect();
+        assert!(
+            effects.iter().any(|e| e.contains("(1 -> 2 certificates)")
+                && e.contains("re-images every node of all 2 declared node pools")),
+            "{effects:?}"
+        );
+        assert!(!p.effects.iter().any(|e| e.output == "aks-terraform"));
+
+        // `targets: [agent]` keeps a CA out of the cluster list: no re-image.
+        let agent_only = state(
+            "    - name: a\n      file: a.pem\n    - name: b\n      file: b.pem\n      targets: [agent]\n",
+            &format!("{two_pools}{AGENT}"),
+        );
+        let with_agent = state(
+            "    - name: a\n      file: a.pem\n",
+            &format!("{two_pools}{AGENT}"),
+        );
+        let p = diff(
+            (&r("HEAD"), &with_agent),
+            (&r("working tree"), &agent_only),
+            Vec::new(),
+            0,
+        );
+        assert!(
+            !p.effects.iter().any(|e| e.output == "aks-certificates"),
+            "{:?}",
+            p.effects
+        );
+        assert!(p.effects.iter().any(|e| e.output == "agent-bundle"));
+
+        // Removing the last certificate: the CLI's empty file, and the Terraform warning.
+        let none = state("", two_pools);
+        let p = diff(
+            (&r("HEAD"), &one),
+            (&r("working tree"), &none),
+            Vec::new(),
+            0,
+        );
+        let text = human(&p);
+        assert!(text.contains("(1 -> 0 certificates)"), "{text}");
+        assert!(
+            text.contains("clears it with an empty file (azure-cli#32201)"),
+            "{text}"
+        );
+        assert!(p
+            .effects
+            .iter()
+            .any(|e| e.output == "aks-terraform" && e.effect.contains("forces a new cluster")));
     }
 
     #[test]

@@ -176,20 +176,36 @@ rules! {
         example: "issuer=CN = corp root   subject=CN = corp issuing CA 1";
     Ct301 = "CT301", Error, "more than 10 certificates for the AKS cluster list",
         why: "AKS accepts at most 10 certificates in `--custom-ca-trust-certificates` / `securityProfile.customCATrustCertificates`.",
-        fix: "Trust fewer CAs on AKS (roots instead of intermediates), set `certificatesFile: false` and use the Secret or the agent target for the rest.",
+        fix: "Trust fewer CAs on AKS (roots instead of intermediates): keep the CAs nodes need to provision (a proxy that intercepts their bootstrap traffic) in the cluster list and put the rest in the agent target, or set `certificatesFile: false` and use the agent target for all.",
         example: "targets:\n  aks:\n    certificatesFile: true   # with 11 certificates";
     Ct302 = "CT302", Error, "Windows node pool",
         why: "AKS custom CA trust does not support Windows node pools.",
         fix: "Remove the pool from `nodePools`, or set `osType: Linux` if it is a Linux pool.",
         example: "nodePools:\n  - name: win1\n    osType: Windows";
-    Ct303 = "CT303", Warning, "per-pool `customCATrust` (preview flag, retired 2026-09-14)",
-        why: "The per-pool enableCustomCATrust property was retired on 2026-09-14 and current Azure CLI releases lack the flags; the script still renders them, with the preview prerequisites, for clusters that still need them.",
-        fix: "Use the cluster-level list (`certificatesFile: true`) and drop `customCATrust` from the pools.",
+    Ct303 = "CT303", Warning, "per-pool `customCATrust` (preview property, retired 2026-09-14)",
+        why: "The per-pool enableCustomCATrust property was retired on 2026-09-14 and current Azure CLI releases have no `--enable-custom-ca-trust` / `--disable-custom-ca-trust` (azure-cli-extensions#9283): a script with those flags fails. The AKS page says pools that keep the property \"might experience failures during scaling operations or when certificates are updated\". The cluster list reaches every Linux pool, so the property is not needed for any value. `az-commands.sh update` therefore unsets the property on every pool that declares `customCATrust` (before it updates the certificate list), with the command the AKS page gives: `az resource update --ids <pool id> --api-version 2025-08-02-preview --set properties.enableCustomCATrust=false`.",
+        fix: "Run `az-commands.sh update` once (it unsets the property on these pools), then drop `customCATrust` from `nodePools`. For `customCATrust: true`, the CAs reach the pool through the cluster list (`certificatesFile: true`); for in-place rotation use the agent target.",
         example: "nodePools:\n  - name: nodepool1\n    customCATrust: true";
     Ct304 = "CT304", Error, "`pools` used with the aks target",
         why: "AKS trusts one set of CAs per cluster; a CA meant for some pools only would land on every node.",
-        fix: "Drop `pools` from the authority, or render it with the agent target only.",
+        fix: "Drop `pools` from the authority, or give it `targets: [agent]` so that only the agent target installs it (on those pools).",
         example: "authorities:\n  - name: gpu-ca\n    pools: [gpu]   # with targets.aks";
+    Ct305 = "CT305", Error, "an Azure name outside Azure's naming rules, or a node pool named twice",
+        why: "`resourceGroup`, `cluster` and `nodePools[].name` become arguments of the az script. Azure accepts only its documented character sets (resource groups: 1-90 letters, digits, `_ - . ( )`, not ending with `.`; clusters: 1-63 ASCII letters, digits, `_ -`, starting and ending with a letter or digit; Linux node pools: 1-12 lowercase letters and digits, starting with a letter), so anything else is a mistake, and a newline or a `$(...)` in a name must never reach a script an operator runs with Azure credentials.",
+        fix: "Use the name as Azure shows it (`az aks list -o table`, `az aks nodepool list`), and declare each node pool once.",
+        example: "aks:\n  cluster: \"aks-prod\\n touch /tmp/x\"   # a newline in a name";
+    Ct306 = "CT306", Warning, "`secret: true`: the custom-ca-trust-secret is read by nothing on a current AKS cluster",
+        why: "The Secret `kube-system/custom-ca-trust-secret` was read by the aks-node-ca-watcher DaemonSet, which AKS deployed only to node pools with the per-pool enableCustomCATrust property (preview; Azure/AKS#2259, #4382). That property retired on 2026-09-14 and the generally available AKS page does not mention the Secret: on a current cluster applying it changes nothing on any node, silently. catrust renders it only when asked (`secret: true`; the default is `false` since the retirement).",
+        fix: "Drop `secret: true`. Put the CAs nodes need at provisioning in the cluster list (`certificatesFile: true`, re-images nodes on change) and the CAs that rotate in the agent target (installs in place, node by node).",
+        example: "targets:\n  aks:\n    secret: true";
+    Ct307 = "CT307", Warning, "the AKS cluster list is empty",
+        why: "With `certificatesFile: true` and no certificate, the outputs empty `securityProfile.customCATrustCertificates`. The Azure CLI clears the list with an empty file (`az aks update --custom-ca-trust-certificates <empty file>`, azure-cli#32201; AKS re-images every node). Terraform is different: azurerm 3.79 to 3.x forces a new cluster when the list goes from non-empty to empty (terraform-provider-azurerm#23737), 4.0 to 4.35 has no such argument, and 4.36 and later send an empty list whose effect on nodes is not documented.",
+        fix: "If the list is meant to be empty, apply it with `az-commands.sh update` (the empty-file update), not Terraform, or remove `custom_ca_trust_certificates_base64` from your Terraform configuration only after that. Otherwise add the missing authorities, or set `certificatesFile: false`.",
+        example: "authorities: []\ntargets:\n  aks:\n    certificatesFile: true";
+    Ct308 = "CT308", Warning, "blank line or whitespace inside a certificate block",
+        why: "The AKS troubleshooting section: a certificate file with extra new lines or white space inside a certificate fails with \"failed to decode one of SecurityProfile.CustomCATrustCertificates to PEM after base64 decoding\", and the Azure CLI splits its file on blank lines, so a blank line inside a block cuts one certificate in two. catrust re-encodes every certificate from its DER, so outputs are clean; the warning tells you the source is not (another tool fed from it would fail).",
+        fix: "Remove the blank lines and the spaces or tabs inside the BEGIN/END block (`sed -i 's/[[:space:]]*$//' FILE` for trailing blanks), or export the certificate again.",
+        example: "-----BEGIN CERTIFICATE-----\nMIIB…   \n\nMIIC…\n-----END CERTIFICATE-----";
     Ct401 = "CT401", Error, "a CA removed before its successor was in history for `minOverlap`",
         why: "Nodes must trust the successor everywhere before the old CA goes; otherwise servers still on the old chain fail with \"certificate signed by unknown authority\" mid-rotation. The checked state (working tree, index, or `--rev R`) is compared with its parent (`HEAD`, or `R^`), at the current time for an uncommitted state and at the commit's time for a commit. A removed CA's successors are the authorities whose `replaces` names it or, when none does, every authority first committed after it; each must have been on the first-parent history for `rotation.minOverlap` (dated by the committer time of the first commit of its current run; certificates are matched by SHA-256, so renamed files, authorities and folders keep their dates). A shallow clone that cuts history while a successor is still present cannot decide: that is this error too, never a silent pass. Outside a git repository the rule is skipped.",
         fix: "Wait until the date shown (`catrust plan` prints it), or, in an emergency, move the CA's fingerprint to `distrust` (no overlap applies). In CI, fetch the whole history (`git fetch --unshallow`, or `fetch-depth: 0` for actions/checkout).",

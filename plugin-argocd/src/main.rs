@@ -126,6 +126,12 @@ fn generate() -> i32 {
         eprintln!("catrust: nothing rendered: fix the findings above (`catrust lint` shows them with context)");
         return 1;
     };
+    // An empty stream with auto-prune deletes what the Application had. The aks
+    // target alone renders no Kubernetes object since the legacy Secret is opt-in.
+    if rendered.objects.is_empty() {
+        eprintln!("catrust: trust.yaml renders no Kubernetes objects, so there is nothing for Argo CD to sync (the aks target writes az, ARM and Terraform files; the legacy Secret only with `secret: true`): add the agent target, or run the aks outputs from CI");
+        return 1;
+    }
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(rendered.stream().as_bytes())

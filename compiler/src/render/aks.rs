@@ -1,5 +1,6 @@
-//! The aks target: the `custom-ca-trust-secret`, the `--custom-ca-trust-certificates`
-//! file, the az script and the ARM fragment.
+//! The aks target: the cluster-level list (the `--custom-ca-trust-certificates` file,
+//! the ARM fragment and the Terraform variable file), the az script, and the legacy
+//! `custom-ca-trust-secret` when asked for (`secret: true`, CT306).
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -21,22 +22,30 @@ struct PemEntry<'a> {
 }
 
 #[derive(Serialize)]
-struct PoolEntry<'a> {
-    name: &'a str,
-    /// `--enable-custom-ca-trust`, `--disable-custom-ca-trust`, or empty.
-    flag: &'static str,
-}
-
-#[derive(Serialize)]
 struct ScriptContext<'a> {
     config_file: &'a str,
     name: &'a str,
     resource_group: &'a str,
     cluster: &'a str,
     certificates_file: bool,
-    preview: bool,
-    pools: Vec<PoolEntry<'a>>,
+    /// Certificates in the cluster list.
+    count: usize,
+    /// Every declared pool (`create` adds them).
+    pools: Vec<&'a str>,
+    /// Pools that declare the retired `customCATrust` (`update` unsets it, CT303).
+    unset_pools: Vec<&'a str>,
 }
+
+/// The Terraform variable file: `custom_ca_trust_certificates_base64` of
+/// `azurerm_kubernetes_cluster`, one base64 LF PEM per certificate.
+#[derive(Serialize)]
+struct TerraformVariables {
+    custom_ca_trust_certificates_base64: Vec<String>,
+}
+
+/// Where the Terraform variable file goes (auto-loaded when it sits in the root
+/// module's folder, or named with `-var-file`).
+pub const TERRAFORM_FILE: &str = "aks/custom-ca-trust.auto.tfvars.json";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,33 +115,29 @@ pub(super) fn render(
             "aks/custom-ca-trust-certificates.pem".into(),
             pem.into_bytes(),
         );
+        let list: Vec<String> = certificates.iter().map(|c| b64.encode(&c.pem)).collect();
         let cluster = ManagedCluster {
             properties: Properties {
                 security_profile: SecurityProfile {
-                    custom_ca_trust_certificates: certificates
-                        .iter()
-                        .map(|c| b64.encode(&c.pem))
-                        .collect(),
+                    custom_ca_trust_certificates: list.clone(),
                 },
             },
         };
-        let mut json = serde_json::to_string_pretty(&cluster).expect("ARM fragment serialises");
-        json.push('\n');
         out.files
-            .insert("aks/managed-cluster.json".into(), json.into_bytes());
+            .insert("aks/managed-cluster.json".into(), pretty_json(&cluster));
+        let variables = TerraformVariables {
+            custom_ca_trust_certificates_base64: list,
+        };
+        out.files
+            .insert(TERRAFORM_FILE.into(), pretty_json(&variables));
     }
-    let pools: Vec<PoolEntry> = aks
-        .node_pools
-        .iter()
-        .map(|p| PoolEntry {
-            name: &p.name.value,
-            flag: match p.custom_ca_trust.as_ref().map(|f| f.value) {
-                Some(true) => "--enable-custom-ca-trust",
-                Some(false) => "--disable-custom-ca-trust",
-                None => "",
-            },
-        })
-        .collect();
+    let pools = |unset: bool| -> Vec<&str> {
+        aks.node_pools
+            .iter()
+            .filter(|p| !unset || p.custom_ca_trust.is_some())
+            .map(|p| p.name.value.as_str())
+            .collect()
+    };
     let script = templates.render(
         "az-commands.sh.j2",
         ScriptContext {
@@ -141,11 +146,18 @@ pub(super) fn render(
             resource_group: &aks.resource_group.value,
             cluster: &aks.cluster.value,
             certificates_file: aks.certificates_file.value,
-            preview: aks.node_pools.iter().any(|p| p.custom_ca_trust.is_some()),
-            pools,
+            count: certificates.len(),
+            pools: pools(false),
+            unset_pools: pools(true),
         },
     )?;
     out.files
         .insert("aks/az-commands.sh".into(), script.into_bytes());
     Ok(())
+}
+
+fn pretty_json(value: &impl Serialize) -> Vec<u8> {
+    let mut json = serde_json::to_string_pretty(value).expect("plain data serialises");
+    json.push('\n');
+    json.into_bytes()
 }

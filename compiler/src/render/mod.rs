@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::TrustConfig;
+use crate::config::{TargetKind, TrustConfig};
 use crate::load::Certificate;
 use crate::templates::{TemplateError, Templates};
 
@@ -125,6 +125,20 @@ struct LockSource<'a> {
     dirty: Option<bool>,
 }
 
+/// The certificates `target` gets: those of every authority whose `targets` names it
+/// (or names none), in trust.yaml order.
+pub fn for_target(
+    config: &TrustConfig,
+    certificates: &[Certificate],
+    target: TargetKind,
+) -> Vec<Certificate> {
+    certificates
+        .iter()
+        .filter(|c| config.authorities[c.authority].goes_to(target))
+        .cloned()
+        .collect()
+}
+
 /// Renders every selected target. The configuration must have passed the lint
 /// without errors (the caller checks): rendering does not re-validate.
 pub fn render(
@@ -151,7 +165,7 @@ pub fn render(
         aks::render(
             config,
             aks,
-            certificates,
+            &for_target(config, certificates, TargetKind::Aks),
             templates,
             provenance,
             &mut out,
@@ -167,7 +181,7 @@ pub fn render(
         agent::render(
             config,
             agent,
-            certificates,
+            &for_target(config, certificates, TargetKind::Agent),
             provenance,
             &mut out,
             &mut resources,
@@ -217,7 +231,11 @@ pub fn render(
                 not_after: crate::cert::format_time(c.info.not_after),
             })
             .collect(),
-        bundle_sha256: crate::bundle::manifest(config, certificates).bundle_sha256,
+        bundle_sha256: crate::bundle::manifest(
+            config,
+            &for_target(config, certificates, TargetKind::Agent),
+        )
+        .bundle_sha256,
         agent_bundles: &out.bundles,
         files: out
             .files
