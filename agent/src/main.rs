@@ -16,12 +16,10 @@
 //!   the long-running `run` loop.
 #![forbid(unsafe_code)]
 
-mod bundle_dir;
 mod cacerts_conf;
 mod containerd;
 mod engine;
 mod exec;
-mod failpoint;
 mod fsops;
 mod host;
 mod pem;
@@ -36,6 +34,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use catrust_agent::{bundle_dir, failpoint};
 use catrust_bundle::ContainerdPolicy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::{error, info};
