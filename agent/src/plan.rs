@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use catrust_bundle::{sha256_hex, ContainerdPolicy};
+use catrust_bundle::{sha256_hex, ContainerdPolicy, RegistryHost};
 
 use crate::fsops::Entry;
 use crate::host::{Family, DEBIAN_ANCHORS, DEBIAN_CONF};
@@ -20,7 +20,8 @@ pub struct DesiredCa {
     pub sha256: String,
     /// Canonical PEM.
     pub pem: Vec<u8>,
-    pub registries: Vec<String>,
+    /// Validated when bundle.json was parsed: each names one `certs.d` folder.
+    pub registries: Vec<RegistryHost>,
 }
 
 /// What the bundle asks for (empty for uninstall).
@@ -88,7 +89,7 @@ pub struct Plan {
 }
 
 /// Desired registry CA files: `certs.d/<host>/catrust-<name>.crt` per (authority, registry).
-fn registry_files(d: &Desired) -> BTreeMap<String, (String, Vec<u8>)> {
+fn registry_files(d: &Desired) -> BTreeMap<String, (RegistryHost, Vec<u8>)> {
     let mut out = BTreeMap::new();
     for ca in &d.authorities {
         for r in &ca.registries {
@@ -103,8 +104,8 @@ fn registry_files(d: &Desired) -> BTreeMap<String, (String, Vec<u8>)> {
 }
 
 /// Registries → the CA file names its hosts.toml must list, in bundle order.
-fn registry_cas(d: &Desired) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn registry_cas(d: &Desired) -> BTreeMap<RegistryHost, Vec<String>> {
+    let mut out: BTreeMap<RegistryHost, Vec<String>> = BTreeMap::new();
     for ca in &d.authorities {
         for r in &ca.registries {
             out.entry(r.clone())
@@ -156,16 +157,6 @@ pub fn plan(
                 f.as_str(),
                 family.as_str()
             ));
-        }
-    }
-    for ca in &d.authorities {
-        for r in &ca.registries {
-            if !containerd::valid_registry(r) {
-                return Err(format!(
-                    "authority {} names the registry {r:?}, which is not host[:port]",
-                    ca.name
-                ));
-            }
         }
     }
     // Never write through a planted link: the agent's folders must be real folders.
@@ -348,7 +339,7 @@ pub fn plan(
 
     // containerd hosts.toml: revert the recorded edit, apply the wanted one.
     let cas = registry_cas(d);
-    let mut toml_paths: BTreeMap<String, Option<String>> = state
+    let mut toml_paths: BTreeMap<String, Option<RegistryHost>> = state
         .hosts_edits
         .keys()
         .map(|p| (p.clone(), None))
@@ -490,7 +481,7 @@ mod tests {
             name: name.into(),
             sha256: sha256_hex(name.as_bytes()),
             pem,
-            registries: registries.iter().map(|s| s.to_string()).collect(),
+            registries: registries.iter().map(|s| s.parse().unwrap()).collect(),
         }
     }
 

@@ -40,7 +40,7 @@ pub fn bundle(
         authorities.push(Authority {
             name: ca.name.into(),
             sha256: catrust_bundle::sha256_hex(&der),
-            registries: ca.registries.iter().map(|s| s.to_string()).collect(),
+            registries: ca.registries.iter().map(|s| s.parse().unwrap()).collect(),
             pools: vec![],
         });
     }
