@@ -24,6 +24,7 @@ mod fsops;
 mod host;
 mod pem;
 mod plan;
+mod rootfs;
 mod server;
 mod state;
 mod watch;
