@@ -1078,6 +1078,16 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
     );
 }
 
+/// A bundle of corp-old alone, no registry.
+fn corp_old_only(p: &Pki) -> BTreeMap<String, Vec<u8>> {
+    let ca = Ca {
+        name: "corp-old",
+        cert: &p.old,
+        registries: &[],
+    };
+    bundle(&[ca], &[], ContainerdPolicy::Restart).0
+}
+
 /// Links under the host root are resolved as the host sees them: the state folder (or
 /// a folder above it, or the anchors' parent) that is a link leaving the root is a
 /// refusal that writes nothing anywhere; a link that stays inside is followed.
@@ -1098,16 +1108,7 @@ fn links_out_of_the_host_root_are_refused() {
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
     let flags = host_flags(h.root(), &vol.dir);
-    let (v1, _) = bundle(
-        &[Ca {
-            name: "corp-old",
-            cert: &p.old,
-            registries: &[],
-        }],
-        &[],
-        ContainerdPolicy::Restart,
-    );
-    vol.write(&v1);
+    vol.write(&corp_old_only(&p));
     let relative_up = format!("../../../../../../../../../..{out_dir}");
     let cases: [(&str, &str, &str); 5] = [
         (
@@ -1187,16 +1188,7 @@ fn os_release_is_read_under_the_host_root() {
         std::os::unix::fs::symlink(link, h.path("etc/os-release")).unwrap();
         let vols = tempfile::tempdir().unwrap();
         let vol = SecretVolume::new(&vols.path().join("bundle"));
-        let (v1, _) = bundle(
-            &[Ca {
-                name: "corp-old",
-                cert: &p.old,
-                registries: &[],
-            }],
-            &[],
-            ContainerdPolicy::Restart,
-        );
-        vol.write(&v1);
+        vol.write(&corp_old_only(&p));
         assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
         assert!(
             gen_ok(&h),

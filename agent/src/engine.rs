@@ -47,7 +47,7 @@ pub struct Report {
 /// Usually `etc/os-release -> ../usr/lib/os-release`; links (absolute ones too) are
 /// resolved under the host root, never in the agent's own container.
 fn family(root: &Path) -> Result<Family, String> {
-    host::detect(&rootfs::read_os_release(root)?)
+    host::detect(&rootfs::read_os_release(root).map_err(|e| e.to_string())?)
 }
 
 /// Reads and verifies the bundle.
@@ -389,8 +389,10 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
     // The anchors folder as a folder (orphan temp files are removed in it): any name
     // inside it makes it a folder on the way.
     writes.insert(format!("{}/x", family.anchors_dir()));
-    rootfs::check_inside(root, writes.iter().map(String::as_str))
-        .inspect_err(|_| report.refused = true)?;
+    rootfs::check_inside(root, writes.iter().map(String::as_str)).map_err(|e| {
+        report.refused = true;
+        e.to_string()
+    })?;
     let obs = observe(root, family, &desired, &st)?;
     let mut p =
         plan::plan(family, &desired, policy, &st, &obs).inspect_err(|_| report.refused = true)?;

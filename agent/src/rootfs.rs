@@ -52,13 +52,6 @@ pub enum RootError {
     Io { path: String, error: String },
 }
 
-/// The engine reports reasons as text (logs, `status.json`, `/readyz`).
-impl From<RootError> for String {
-    fn from(e: RootError) -> Self {
-        e.to_string()
-    }
-}
-
 /// What is at a path, as `lstat` (and `readlink`) report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
