@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use catrust_bundle::ContainerdPolicy;
 use catrust_tests::agent::{
-    agent, bundle, fingerprint, host_flags, status, Ca, RunningAgent, TlsServer,
+    agent, bundle, fingerprint, host_flags, reseal, status, Ca, RunningAgent, TlsServer,
 };
 use catrust_tests::host::{diff, Node, TestHost};
 use catrust_tests::kubelet::SecretVolume;
@@ -523,7 +523,18 @@ fn refused_inputs_leave_the_host_as_it_was() {
             what: "symlink in the anchors folder",
             reason: "symlink planted in the anchors folder",
         },
+        // ..data -> ..x where ..x is a link to a copy of v2 outside the volume.
+        Case {
+            what: "..data through a link out of the volume",
+            reason: "which is a link or not a folder",
+        },
+        // A bundle sealed with a port containerd could never use.
+        Case {
+            what: "registry host:99999",
+            reason: "the port is not a number from 1 to 65535",
+        },
     ];
+    let outside = vols.path().join("outside");
     let planted = h.path("usr/local/share/ca-certificates/catrust/planted.crt");
     let mut expected: Vec<&str> = Vec::new();
     for case in &cases {
@@ -549,6 +560,19 @@ fn refused_inputs_leave_the_host_as_it_was() {
             "symlink in the anchors folder" => {
                 std::os::unix::fs::symlink(&p.new.cert, &planted).unwrap();
             }
+            "..data through a link out of the volume" => {
+                std::fs::create_dir_all(&outside).unwrap();
+                for (k, b) in &v2 {
+                    std::fs::write(outside.join(k), b).unwrap();
+                }
+                std::os::unix::fs::symlink(&outside, vol.dir.join("..x")).unwrap();
+                let tmp = vol.dir.join("..data_tmp");
+                std::os::unix::fs::symlink("..x", &tmp).unwrap();
+                std::fs::rename(&tmp, vol.dir.join("..data")).unwrap();
+            }
+            "registry host:99999" => vol.write(&reseal(&v2, |m| {
+                m["authorities"][0]["registries"] = serde_json::json!(["host:99999"]);
+            })),
             _ => unreachable!(),
         }
         let before = snap(&h);
@@ -625,6 +649,7 @@ fn refused_inputs_leave_the_host_as_it_was() {
 
         let _ = std::fs::remove_file(vol.dir.join("x"));
         let _ = std::fs::remove_file(&planted);
+        let _ = std::fs::remove_file(vol.dir.join("..x"));
     }
     // What an operator reads: human status and JSON logs name the reason too.
     vol.write(&v2);
@@ -1346,4 +1371,125 @@ fn a_bundle_folder_that_disappears_or_goes_stale_never_removes_trust() {
     assert!(s_new.trusted_by(&gen) && s_old.trusted_by(&gen));
     let st = status(h.root(), Some(&vol.dir));
     assert_eq!(st["installed"].as_str(), Some(h2.as_str()), "{st}");
+}
+
+/// A bundle of corp-old alone, no registry.
+fn corp_old_only(p: &Pki) -> BTreeMap<String, Vec<u8>> {
+    let ca = Ca {
+        name: "corp-old",
+        cert: &p.old,
+        registries: &[],
+    };
+    bundle(&[ca], &[], ContainerdPolicy::Restart).0
+}
+
+/// Links under the host root are resolved as the host sees them: the state folder (or
+/// a folder above it, or the anchors' parent) that is a link leaving the root is a
+/// refusal that writes nothing anywhere; a link that stays inside is followed.
+#[test]
+fn links_out_of_the_host_root_are_refused() {
+    let p = pki();
+    let h = TestHost::debian();
+    let gen = h.generated_bundle();
+    h.refresh();
+    let s_old = TlsServer::start(&p.leaf_old);
+    // Outside the root: must never change.
+    let outside = TestHost {
+        tmp: tempfile::tempdir().unwrap(),
+        family: "outside",
+    };
+    outside.write("keep", "outside the host root");
+    let out_dir = outside.root().display().to_string();
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(h.root(), &vol.dir);
+    vol.write(&corp_old_only(&p));
+    let relative_up = format!("../../../../../../../../../..{out_dir}");
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "var/lib/catrust",
+            &out_dir,
+            "var/lib/catrust is a symlink to",
+        ),
+        ("var/lib", &out_dir, "var/lib is a symlink to"),
+        ("var/lib", &relative_up, "leaves the host root"),
+        (
+            "usr/local/share/ca-certificates",
+            &out_dir,
+            "usr/local/share/ca-certificates is a symlink to",
+        ),
+        ("var/lib/catrust", "catrust", "more than 40 symlinks"),
+    ];
+    for (link, target, reason) in cases {
+        let real = h.path(link);
+        let moved = h.path(&format!("{link}.real"));
+        if real.exists() {
+            std::fs::rename(&real, &moved).unwrap();
+        }
+        std::os::unix::fs::symlink(target, &real).unwrap();
+        let (before, before_out) = (snap(&h), outside.snapshot());
+        let out = apply_once(&flags, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{link} -> {target}: {stderr}");
+        assert!(stderr.contains(reason), "{link} -> {target}: {stderr}");
+        assert_eq!(
+            diff(&before_out, &outside.snapshot()),
+            Vec::<String>::new(),
+            "{link} -> {target}: written outside the host root"
+        );
+        assert_eq!(
+            diff(&before, &snap(&h)),
+            Vec::<String>::new(),
+            "{link} -> {target}: the host changed"
+        );
+        assert!(!s_old.trusted_by(&gen), "{link} -> {target}: installed");
+        std::fs::remove_file(&real).unwrap();
+        if moved.exists() {
+            std::fs::rename(&moved, &real).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(h.path("var/lib/catrust"));
+    }
+
+    // A link that stays inside the root is followed, as the host follows it.
+    std::fs::create_dir_all(h.path("opt/catrust")).unwrap();
+    std::os::unix::fs::symlink("../../opt/catrust", h.path("var/lib/catrust")).unwrap();
+    let before_out = outside.snapshot();
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(s_old.trusted_by(&gen));
+    assert!(h.path("opt/catrust/state.json").is_file());
+    assert_eq!(diff(&before_out, &outside.snapshot()), Vec::<String>::new());
+}
+
+/// `etc/os-release` links (absolute ones, and `..` above the root) are resolved under
+/// the host root, never on the machine the agent runs on.
+#[test]
+fn os_release_is_read_under_the_host_root() {
+    let p = pki();
+    let gen_ok = |h: &TestHost| {
+        h.path("etc/pki/ca-trust/source/anchors/catrust-corp-old.crt")
+            .is_file()
+    };
+    for link in [
+        "/usr/lib/os-release",
+        "../../../../../../../../../../etc/azl-release",
+    ] {
+        let h = TestHost::rhel();
+        let text = h.read("etc/os-release");
+        std::fs::remove_file(h.path("etc/os-release")).unwrap();
+        h.write("etc/azl-release", &text);
+        std::fs::create_dir_all(h.path("usr/lib")).unwrap();
+        // Two absolute hops: etc/os-release -> /usr/lib/os-release -> /etc/azl-release.
+        std::os::unix::fs::symlink("/etc/azl-release", h.path("usr/lib/os-release")).unwrap();
+        std::os::unix::fs::symlink(link, h.path("etc/os-release")).unwrap();
+        let vols = tempfile::tempdir().unwrap();
+        let vol = SecretVolume::new(&vols.path().join("bundle"));
+        vol.write(&corp_old_only(&p));
+        assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
+        assert!(
+            gen_ok(&h),
+            "etc/os-release -> {link}: not installed as RHEL"
+        );
+        let s_old = TlsServer::start(&p.leaf_old);
+        assert!(s_old.trusted_by(&h.generated_bundle()));
+    }
 }

@@ -10,14 +10,25 @@
 //! `..data` is read again: if kubelet swapped it meanwhile the read is retried, so a
 //! bundle is never a mix of two versions. Anything kubelet would not have written is
 //! refused with the entry named, never followed.
+//!
+//! Every access is relative to an open folder (`openat` with `O_NOFOLLOW`): the version
+//! folder is opened as a folder that is not a link, each key as a regular file that is
+//! not a link (`O_NONBLOCK`, so a FIFO cannot block the open), checked with `fstat` and
+//! read up to the size cap. Nothing outside `DIR` is ever opened, even if an entry is
+//! swapped for a link between two steps; the only link read is `..data` (and the
+//! targets of the visible `<key>` links, which are compared, never followed).
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
 /// Largest file accepted from the volume (a CA certificate is a few KiB).
-const MAX_FILE: u64 = 1 << 20;
-const MAX_KEYS: usize = 512;
+pub const MAX_FILE: u64 = 1 << 20;
+pub const MAX_KEYS: usize = 512;
 const ATTEMPTS: usize = 10;
 
 /// One consistent read of the volume.
@@ -36,6 +47,8 @@ pub enum ReadError {
     NoData(String),
     #[error("..data points to {0:?}, which is not a kubelet version folder")]
     BadTarget(String),
+    #[error("..data points to {0:?}, which is a link or not a folder; refusing to follow it out of the bundle volume")]
+    NotAFolder(String),
     #[error("the bundle volume holds {0:?}, which kubelet's atomic writer never writes")]
     Unexpected(String),
     #[error("the bundle volume holds more than {MAX_KEYS} keys")]
@@ -55,8 +68,18 @@ enum Attempt {
 
 /// Reads the bundle through `..data` (see the module doc).
 pub fn read(dir: &Path) -> Result<BundleRead, ReadError> {
+    // The volume folder itself is the operator's `--bundle-dir` (a mount point).
+    let volume = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::NOENT | Errno::NOTDIR => ReadError::NoData(dir.display().to_string()),
+        e => io_error(dir, e),
+    })?;
     for _ in 0..ATTEMPTS {
-        if let Attempt::Done(read) = read_once(dir)? {
+        if let Attempt::Done(read) = read_once(&volume, dir)? {
             return Ok(read);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -64,15 +87,16 @@ pub fn read(dir: &Path) -> Result<BundleRead, ReadError> {
     Err(ReadError::Unstable)
 }
 
-fn data_target(dir: &Path) -> Result<String, ReadError> {
-    let link = dir.join("..data");
-    let target = std::fs::read_link(&link).map_err(|e| match e.kind() {
-        ErrorKind::NotFound | ErrorKind::InvalidInput => {
-            ReadError::NoData(dir.display().to_string())
-        }
-        _ => ReadError::Io(format!("{}: {e}", link.display())),
+fn io_error(path: &Path, e: Errno) -> ReadError {
+    ReadError::Io(format!("{}: {}", path.display(), std::io::Error::from(e)))
+}
+
+fn data_target(volume: &OwnedFd, dir: &Path) -> Result<String, ReadError> {
+    let target = rustix::fs::readlinkat(volume, "..data", Vec::new()).map_err(|e| match e {
+        Errno::NOENT | Errno::INVAL => ReadError::NoData(dir.display().to_string()),
+        e => io_error(&dir.join("..data"), e),
     })?;
-    let target = target.to_str().unwrap_or("").to_owned();
+    let target = target.to_string_lossy().into_owned();
     // kubelet's target is a sibling folder "..<timestamp>": one component, no way out.
     if !target.starts_with("..") || target.contains('/') || target == ".." || target == "..data" {
         return Err(ReadError::BadTarget(target));
@@ -80,71 +104,101 @@ fn data_target(dir: &Path) -> Result<String, ReadError> {
     Ok(target)
 }
 
-fn read_once(dir: &Path) -> Result<Attempt, ReadError> {
-    let version = data_target(dir)?;
-    let data = dir.join(&version);
-    let io = |e: std::io::Error, what: &Path| ReadError::Io(format!("{}: {e}", what.display()));
-    let entries = match std::fs::read_dir(&data) {
-        Ok(entries) => entries,
+/// The entries of an open folder (without `.` and `..`), as `(name, type)`; a name that
+/// is not UTF-8 comes back lossily converted with `None` (never a real name).
+fn entries(
+    dir: &OwnedFd,
+    path: &Path,
+) -> Result<Vec<(Option<String>, String, FileType)>, ReadError> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).map_err(|e| io_error(path, e))? {
+        let entry = entry.map_err(|e| io_error(path, e))?;
+        let raw = entry.file_name().to_bytes();
+        if raw == b"." || raw == b".." {
+            continue;
+        }
+        let lossy = String::from_utf8_lossy(raw).into_owned();
+        let name = std::str::from_utf8(raw).ok().map(str::to_owned);
+        out.push((name, lossy, entry.file_type()));
+    }
+    Ok(out)
+}
+
+fn read_once(volume: &OwnedFd, dir: &Path) -> Result<Attempt, ReadError> {
+    let version = data_target(volume, dir)?;
+    let vpath = dir.join(&version);
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let vdir = match rustix::fs::openat(volume, version.as_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
         // The version folder vanished: kubelet swapped and cleaned up; read again.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Retry),
-        Err(e) => return Err(io(e, &data)),
+        Err(Errno::NOENT) => return Ok(Attempt::Retry),
+        Err(Errno::LOOP | Errno::NOTDIR) => return Err(ReadError::NotAFolder(version)),
+        Err(e) => return Err(io_error(&vpath, e)),
     };
     let mut files = BTreeMap::new();
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Retry),
-            Err(e) => return Err(io(e, &data)),
+    for (name, lossy, kind) in entries(&vdir, &vpath)? {
+        let unexpected = || ReadError::Unexpected(format!("{version}/{lossy}"));
+        // Secret keys are UTF-8 and never start with "..", and kubelet writes plain
+        // files only (the type from the folder entry spares opening anything else).
+        let Some(name) = name else {
+            return Err(unexpected());
         };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Retry),
-            Err(e) => return Err(io(e, &path)),
-        };
-        // Secret keys never start with "..", and kubelet writes plain files only.
-        if name.starts_with("..") || !meta.is_file() {
-            return Err(ReadError::Unexpected(format!("{version}/{name}")));
-        }
-        if meta.len() > MAX_FILE {
-            return Err(ReadError::TooLarge(name));
+        if name.starts_with("..") || !matches!(kind, FileType::RegularFile | FileType::Unknown) {
+            return Err(unexpected());
         }
         if files.len() >= MAX_KEYS {
             return Err(ReadError::TooMany);
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Retry),
-            Err(e) => return Err(io(e, &path)),
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&vdir, name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Attempt::Retry),
+            Err(Errno::LOOP | Errno::NXIO) => return Err(unexpected()),
+            Err(e) => return Err(io_error(&vpath.join(&name), e)),
         };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_error(&vpath.join(&name), e))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(unexpected());
+        }
+        if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > MAX_FILE {
+            return Err(ReadError::TooLarge(name));
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::from(fd)
+            .take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ReadError::Io(format!("{}: {e}", vpath.join(&name).display())))?;
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(ReadError::TooLarge(name));
+        }
         files.insert(name, bytes);
         if files.len() == 1 {
             crate::failpoint::hit("bundle.read_mid").map_err(|e| ReadError::Io(e.to_string()))?;
         }
     }
-    if data_target(dir)? != version {
+    if data_target(volume, dir)? != version {
         return Ok(Attempt::Retry);
     }
-    check_top_level(dir, &files)?;
+    check_top_level(volume, dir)?;
     Ok(Attempt::Done(BundleRead { files, version }))
 }
 
-/// The visible entries must be kubelet's `<key> -> ..data/<key>` links. A link to a key
-/// that is gone is a swap in progress (kubelet removes old links after the swap).
-fn check_top_level(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), ReadError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| ReadError::Io(format!("{}: {e}", dir.display())))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("..") {
+/// The visible entries must be kubelet's `<key> -> ..data/<key>` links (compared, never
+/// followed). One whose key is gone is a swap in progress: kubelet removes old links
+/// after the swap.
+fn check_top_level(volume: &OwnedFd, dir: &Path) -> Result<(), ReadError> {
+    for (name, lossy, _) in entries(volume, dir)? {
+        if lossy.starts_with("..") {
             continue;
         }
-        let expected = format!("..data/{name}");
-        match std::fs::read_link(entry.path()) {
-            Ok(target) if target.to_str() == Some(expected.as_str()) => {}
-            Ok(_) | Err(_) if !files.contains_key(&name) && !entry.path().exists() => {}
+        let Some(name) = name else {
+            return Err(ReadError::Unexpected(lossy));
+        };
+        match rustix::fs::readlinkat(volume.as_fd(), name.as_str(), Vec::new()) {
+            Ok(target) if target.to_bytes() == format!("..data/{name}").as_bytes() => {}
+            // Removed since the folder was listed.
+            Err(Errno::NOENT) => {}
             _ => return Err(ReadError::Unexpected(name)),
         }
     }
@@ -254,5 +308,83 @@ mod tests {
         assert!(matches!(read(tmp.path()), Err(ReadError::NoData(_))));
         symlink("/etc", tmp.path().join("..data")).unwrap();
         assert!(matches!(read(tmp.path()), Err(ReadError::BadTarget(_))));
+    }
+
+    /// A folder outside the volume that looks like a version folder, holding `marker`.
+    fn outside(tmp: &Path, marker: &str) -> std::path::PathBuf {
+        let out = tmp.join("outside");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("a.crt"), marker).unwrap();
+        out
+    }
+
+    #[test]
+    fn data_never_leads_out_of_the_volume() {
+        // ..data -> ..x -> (a link leaving the volume), with or without a hash given.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = outside(tmp.path(), "OUTSIDE");
+        let vol = tmp.path().join("vol");
+        layout(&vol, "..v1", &[("a.crt", "A")]);
+        symlink(&out, vol.join("..x")).unwrap();
+        std::fs::remove_file(vol.join("..data")).unwrap();
+        symlink("..x", vol.join("..data")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::NotAFolder("..x".into())));
+        // A link to a real version folder inside the volume is refused too: kubelet
+        // points ..data at the folder itself.
+        std::fs::remove_file(vol.join("..x")).unwrap();
+        symlink("..v1", vol.join("..x")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::NotAFolder("..x".into())));
+        // ..data -> a file.
+        std::fs::remove_file(vol.join("..x")).unwrap();
+        std::fs::write(vol.join("..x"), "file").unwrap();
+        assert_eq!(read(&vol), Err(ReadError::NotAFolder("..x".into())));
+    }
+
+    #[test]
+    fn keys_that_are_links_fifos_or_folders_are_refused_unopened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = outside(tmp.path(), "OUTSIDE");
+        let vol = tmp.path().join("vol");
+        layout(&vol, "..v1", &[("a.crt", "A")]);
+        symlink(out.join("a.crt"), vol.join("..v1/b.crt")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/b.crt".into())));
+        std::fs::remove_file(vol.join("..v1/b.crt")).unwrap();
+
+        // A FIFO would block a plain open forever.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            vol.join("..v1/b.crt"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/b.crt".into())));
+        std::fs::remove_file(vol.join("..v1/b.crt")).unwrap();
+
+        std::fs::create_dir(vol.join("..v1/sub")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/sub".into())));
+        std::fs::remove_dir(vol.join("..v1/sub")).unwrap();
+
+        std::fs::write(vol.join("..v1/big.crt"), vec![b'x'; MAX_FILE as usize + 1]).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::TooLarge("big.crt".into())));
+    }
+
+    #[test]
+    fn visible_links_are_compared_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = outside(tmp.path(), "OUTSIDE");
+        let vol = tmp.path().join("vol");
+        layout(&vol, "..v1", &[("a.crt", "A")]);
+        // A link leaving the volume, dangling or not, is never kubelet's.
+        symlink(out.join("a.crt"), vol.join("b.crt")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::Unexpected("b.crt".into())));
+        std::fs::remove_file(vol.join("b.crt")).unwrap();
+        symlink("/nonexistent/b.crt", vol.join("b.crt")).unwrap();
+        assert_eq!(read(&vol), Err(ReadError::Unexpected("b.crt".into())));
+        std::fs::remove_file(vol.join("b.crt")).unwrap();
+        // kubelet's link to a key the new version no longer has: a swap in progress.
+        symlink("..data/gone.crt", vol.join("gone.crt")).unwrap();
+        assert_eq!(read(&vol).unwrap().files.len(), 1);
     }
 }

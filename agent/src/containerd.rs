@@ -3,6 +3,7 @@
 //! spacing of a file the agent does not own); what was added is returned as a
 //! [`HostsEdit`] so it can be reverted exactly, and marked in the file by a comment.
 
+use catrust_bundle::RegistryHost;
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use crate::state::HostsEdit;
@@ -10,25 +11,15 @@ use crate::state::HostsEdit;
 pub const MARK: &str = "# managed by catrust-agent (removed on uninstall)";
 
 /// The `[host."…"]` key and `server` value for a registry `host[:port]`.
-pub fn host_key(registry: &str) -> String {
+pub fn host_key(registry: &RegistryHost) -> String {
     format!("https://{registry}")
 }
 
 /// The folder containerd reads for `registry` under its certs.d folder `base`
-/// (host-relative). On Linux containerd 1.6 names it after `host[:port]` verbatim
-/// (`hostDirectory`); only Windows strips the colon.
-pub fn hosts_dir(base: &str, registry: &str) -> String {
-    format!("{base}/{registry}")
-}
-
-/// `host[:port]` with nothing that could leave `certs.d/` or confuse a URL.
-pub fn valid_registry(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= 253
-        && !r.starts_with('.')
-        && !r.contains("..")
-        && r.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+/// (host-relative): [`RegistryHost::certs_d_dir`], the host verbatim on Linux
+/// (containerd's `hostDirectory`; only Windows strips the colon), one path component.
+pub fn hosts_dir(base: &str, registry: &RegistryHost) -> String {
+    format!("{base}/{}", registry.certs_d_dir())
 }
 
 fn parse(content: &str) -> Result<DocumentMut, String> {
@@ -69,7 +60,7 @@ pub fn revert(content: &str, edit: &HostsEdit) -> Result<String, String> {
 /// `makeAbsPath` in containerd's `remotes/docker/config/hosts.go`).
 pub fn ensure(
     content: &str,
-    registry: &str,
+    registry: &RegistryHost,
     cas: &[String],
     created_file: bool,
 ) -> Result<(String, HostsEdit), String> {
@@ -144,12 +135,16 @@ pub fn is_blank(content: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn host(s: &str) -> RegistryHost {
+        s.parse().unwrap()
+    }
+
     const FOREIGN: &str = "# ops team: mirror first\nserver = \"https://registry.corp:5000\"\n\n[host.\"https://mirror.corp\"]\n  capabilities = [\"pull\"] # keep\n";
 
     #[test]
     fn foreign_file_is_edited_and_reverted_byte_for_byte() {
         let cas = vec!["catrust-a.crt".to_string()];
-        let (edited, edit) = ensure(FOREIGN, "registry.corp:5000", &cas, false).unwrap();
+        let (edited, edit) = ensure(FOREIGN, &host("registry.corp:5000"), &cas, false).unwrap();
         assert!(edited.starts_with(FOREIGN.trim_end()), "{edited}");
         assert!(edited.contains(MARK));
         assert!(edited.contains("[host.\"https://registry.corp:5000\"]"));
@@ -160,7 +155,8 @@ mod tests {
     #[test]
     fn appends_to_a_foreign_table_and_removes_only_its_entries() {
         let foreign = "[host.\"https://r:5000\"]\nca = \"/etc/ops.crt\"\n";
-        let (edited, edit) = ensure(foreign, "r:5000", &["catrust-a.crt".into()], false).unwrap();
+        let (edited, edit) =
+            ensure(foreign, &host("r:5000"), &["catrust-a.crt".into()], false).unwrap();
         assert!(
             edited.contains("\"/etc/ops.crt\", \"catrust-a.crt\""),
             "{edited}"
@@ -172,11 +168,13 @@ mod tests {
 
     #[test]
     fn created_file_reverts_to_blank() {
-        let (text, edit) = ensure("", "127.0.0.1:5000", &["catrust-a.crt".into()], true).unwrap();
+        let (text, edit) =
+            ensure("", &host("127.0.0.1:5000"), &["catrust-a.crt".into()], true).unwrap();
         assert!(text.contains("server = \"https://127.0.0.1:5000\""));
         assert!(is_blank(&revert(&text, &edit).unwrap()));
-        assert!(
-            valid_registry("127.0.0.1:5000") && !valid_registry("../etc") && !valid_registry("a/b")
+        assert_eq!(
+            hosts_dir("etc/containerd/certs.d", &host("[::1]:5000")),
+            "etc/containerd/certs.d/[::1]:5000"
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::fsops::{self, Entry};
 use crate::host::{self, Family};
 use crate::plan::{self, Action, Desired, DesiredCa, Observed};
 use crate::state::{self, Outcome, State};
-use crate::{bundle_dir, containerd_config, failpoint, pem};
+use crate::{bundle_dir, containerd_config, failpoint, pem, rootfs};
 
 /// Everything one apply needs; built from the command line.
 #[derive(Debug, Clone)]
@@ -44,18 +44,10 @@ pub struct Report {
     pub not_after: Vec<(String, String, i64)>,
 }
 
+/// Usually `etc/os-release -> ../usr/lib/os-release`; links (absolute ones too) are
+/// resolved under the host root, never in the agent's own container.
 fn family(root: &Path) -> Result<Family, String> {
-    let path = root.join("etc/os-release");
-    // Usually a link to ../usr/lib/os-release; an absolute link must be resolved under
-    // the host root, not in the agent's own container.
-    let target = match std::fs::read_link(&path) {
-        Ok(t) if t.is_absolute() => root.join(t.strip_prefix("/").unwrap_or(&t)),
-        _ => path.clone(),
-    };
-    let text = std::fs::read_to_string(&target)
-        .or_else(|_| std::fs::read_to_string(root.join("usr/lib/os-release")))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    host::detect(&text)
+    host::detect(&rootfs::read_os_release(root).map_err(|e| e.to_string())?)
 }
 
 /// Reads and verifies the bundle.
@@ -346,7 +338,10 @@ pub fn apply(cfg: &Config, uninstall: bool) -> Report {
     let _lock = match state::lock(root) {
         Ok(lock) => lock,
         Err(e) => {
-            report.outcome.reason = Some(e);
+            // Nothing can be recorded without the state folder: say it here.
+            report.refused = matches!(e, state::StateError::Refused(_));
+            warn!(reason = %e, refused = report.refused, "not ready");
+            report.outcome.reason = Some(e.into());
             return report;
         }
     };
@@ -394,6 +389,17 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         (desired_from(&bundle, cfg.pool.as_deref()), policy)
     };
     let obs = observe(root, family, &desired, &st)?;
+    // Every path the agent may write (or remove) must stay under the host root as the
+    // kernel resolves it: a folder on the way that is a link leaving the root is a refusal.
+    let mut writes = plan::paths_of_interest(family, &desired, &st, &obs.certs_dir);
+    writes.insert(family.generated_bundle().to_owned());
+    // The anchors folder as a folder (orphan temp files are removed in it): any name
+    // inside it makes it a folder on the way.
+    writes.insert(format!("{}/x", family.anchors_dir()));
+    rootfs::check_inside(root, writes.iter().map(String::as_str)).map_err(|e| {
+        report.refused = true;
+        e.to_string()
+    })?;
     let mut p =
         plan::plan(family, &desired, policy, &st, &obs).inspect_err(|_| report.refused = true)?;
     for w in &p.warnings {
@@ -571,7 +577,7 @@ pub fn status(cfg: &Config) -> serde_json::Value {
     let mut reason = last.as_ref().and_then(|o| o.reason.clone());
     if let Err(e) = &st {
         ready = false;
-        reason = Some(e.clone());
+        reason = Some(e.to_string());
     }
     let mut expected = cfg.expected.clone();
     if cfg.bundle_dir.is_some() {
@@ -619,17 +625,6 @@ pub fn status(cfg: &Config) -> serde_json::Value {
 mod tests {
     use super::*;
     use catrust_bundle::{Authority, BundleContent, Manifest};
-
-    #[test]
-    fn os_release_links_resolve_under_the_host_root() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
-        std::fs::write(root.join("usr/lib/os-release"), "ID=flatcar\n").unwrap();
-        std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
-        assert_eq!(family(root), Ok(Family::Flatcar));
-    }
 
     #[test]
     fn pools_limit_authorities_only_when_the_node_names_its_pool() {

@@ -18,17 +18,16 @@
 //!   DaemonSet's rendered `args` with it.
 #![forbid(unsafe_code)]
 
-mod bundle_dir;
 mod cacerts_conf;
 mod containerd;
 mod containerd_config;
 mod engine;
 mod exec;
-mod failpoint;
 mod fsops;
 mod host;
 mod pem;
 mod plan;
+mod rootfs;
 mod server;
 mod state;
 mod watch;
@@ -39,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use catrust_agent::cli::{BundleArgs, Cli, Cmd, Format, HostArgs, LogFormat, Policy};
+use catrust_agent::{bundle_dir, failpoint};
 use catrust_bundle::ContainerdPolicy;
 use clap::Parser;
 use tracing::{error, info};

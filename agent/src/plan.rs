@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use catrust_bundle::{sha256_hex, ContainerdPolicy};
+use catrust_bundle::{sha256_hex, ContainerdPolicy, RegistryHost};
 
 use crate::containerd_config::CertsDir;
 use crate::fsops::Entry;
@@ -21,7 +21,8 @@ pub struct DesiredCa {
     pub sha256: String,
     /// Canonical PEM.
     pub pem: Vec<u8>,
-    pub registries: Vec<String>,
+    /// Validated when bundle.json was parsed: each names one `certs.d` folder.
+    pub registries: Vec<RegistryHost>,
 }
 
 /// What the bundle asks for (empty for uninstall).
@@ -100,7 +101,7 @@ fn certs_base(certs: &CertsDir) -> Option<&str> {
 
 /// Desired registry CA files: `certs.d/<host>/catrust-<name>.crt` per (authority,
 /// registry); none when containerd reads no certs.d.
-fn registry_files(d: &Desired, certs: &CertsDir) -> BTreeMap<String, (String, Vec<u8>)> {
+fn registry_files(d: &Desired, certs: &CertsDir) -> BTreeMap<String, (RegistryHost, Vec<u8>)> {
     let mut out = BTreeMap::new();
     let Some(base) = certs_base(certs) else {
         return out;
@@ -119,8 +120,8 @@ fn registry_files(d: &Desired, certs: &CertsDir) -> BTreeMap<String, (String, Ve
 
 /// Registries → the CA file names its hosts.toml must list, in bundle order; none
 /// when containerd reads no certs.d.
-fn registry_cas(d: &Desired, certs: &CertsDir) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn registry_cas(d: &Desired, certs: &CertsDir) -> BTreeMap<RegistryHost, Vec<String>> {
+    let mut out: BTreeMap<RegistryHost, Vec<String>> = BTreeMap::new();
     if certs_base(certs).is_none() {
         return out;
     }
@@ -182,16 +183,6 @@ pub fn plan(
                 f.as_str(),
                 family.as_str()
             ));
-        }
-    }
-    for ca in &d.authorities {
-        for r in &ca.registries {
-            if !containerd::valid_registry(r) {
-                return Err(format!(
-                    "authority {} names the registry {r:?}, which is not host[:port]",
-                    ca.name
-                ));
-            }
         }
     }
     // Never write through a planted link: the agent's folders must be real folders.
@@ -376,7 +367,7 @@ pub fn plan(
 
     // containerd hosts.toml: revert the recorded edit, apply the wanted one.
     let cas = registry_cas(d, &obs.certs_dir);
-    let mut toml_paths: BTreeMap<String, Option<String>> = state
+    let mut toml_paths: BTreeMap<String, Option<RegistryHost>> = state
         .hosts_edits
         .keys()
         .map(|p| (p.clone(), None))
@@ -495,7 +486,7 @@ pub fn plan(
     let registries: BTreeSet<&str> = d
         .authorities
         .iter()
-        .flat_map(|a| a.registries.iter().map(String::as_str))
+        .flat_map(|a| a.registries.iter().map(RegistryHost::as_str))
         .collect();
     let certs_d_off = !registries.is_empty() && certs_base(&obs.certs_dir).is_none();
     if !registries.is_empty() {
@@ -548,7 +539,7 @@ mod tests {
             name: name.into(),
             sha256: sha256_hex(name.as_bytes()),
             pem,
-            registries: registries.iter().map(|s| s.to_string()).collect(),
+            registries: registries.iter().map(|s| s.parse().unwrap()).collect(),
         }
     }
 

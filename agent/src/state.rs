@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
 use crate::fsops;
+use crate::rootfs::{self, RootError};
 
 pub const STATE_DIR: &str = "var/lib/catrust";
 const STATE_VERSION: u32 = 1;
@@ -100,62 +104,104 @@ pub fn outcome_path(root: &Path) -> PathBuf {
     root.join(STATE_DIR).join("status.json")
 }
 
-/// Loads the record; a missing record is an empty one, a corrupt one an error (the
-/// agent must not forget what it installed and start over).
-pub fn load(root: &Path) -> Result<State, String> {
-    let path = state_path(root);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "{} is corrupt ({e}); refusing to guess what is installed",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-            version: STATE_VERSION,
-            ..State::default()
-        }),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+/// Largest record the agent reads back (a record lists a few paths per authority).
+const MAX_RECORD: u64 = 16 << 20;
+
+/// Why the record, the outcome or the lock could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// `var/lib/catrust` (or a folder above it) is a link leaving the host root, or the
+    /// file is a link, not a regular file, or too large.
+    #[error(transparent)]
+    Refused(#[from] RootError),
+    #[error("{path} is corrupt ({error}); refusing to guess what is installed")]
+    Corrupt { path: String, error: String },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: String },
+    #[error("cannot take the apply lock {path}: {error}")]
+    Lock { path: String, error: String },
+}
+
+/// The engine reports reasons as text (logs, `status.json`, `/readyz`).
+impl From<StateError> for String {
+    fn from(e: StateError) -> Self {
+        e.to_string()
     }
 }
 
-pub fn save(root: &Path, state: &State) -> Result<(), String> {
+/// Refuses a state folder that the kernel would resolve out of the host root (the
+/// folder or any folder above it a link with an absolute target, or `..` above the
+/// root); links that stay inside are followed as the host would.
+fn check_dir(root: &Path) -> Result<(), RootError> {
+    rootfs::check_inside(root, [format!("{STATE_DIR}/lock").as_str()])
+}
+
+/// Loads the record; a missing record is an empty one, a corrupt one an error (the
+/// agent must not forget what it installed and start over).
+pub fn load(root: &Path) -> Result<State, StateError> {
+    check_dir(root)?;
+    let path = state_path(root);
+    match rootfs::read_regular(&path, MAX_RECORD)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        }),
+        None => Ok(State {
+            version: STATE_VERSION,
+            ..State::default()
+        }),
+    }
+}
+
+pub fn save(root: &Path, state: &State) -> Result<(), StateError> {
     let mut state = state.clone();
     state.version = STATE_VERSION;
-    let mut json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
-    json.push(b'\n');
-    write_own(root, &state_path(root), &json)
+    write_own(root, &state_path(root), &state)
 }
 
 pub fn load_outcome(root: &Path) -> Option<Outcome> {
-    serde_json::from_slice(&std::fs::read(outcome_path(root)).ok()?).ok()
+    check_dir(root).ok()?;
+    serde_json::from_slice(&rootfs::read_regular(&outcome_path(root), MAX_RECORD).ok()??).ok()
 }
 
-pub fn save_outcome(root: &Path, outcome: &Outcome) -> Result<(), String> {
-    let mut json = serde_json::to_vec_pretty(outcome).map_err(|e| e.to_string())?;
+pub fn save_outcome(root: &Path, outcome: &Outcome) -> Result<(), StateError> {
+    write_own(root, &outcome_path(root), outcome)
+}
+
+fn write_own(root: &Path, path: &Path, value: &impl Serialize) -> Result<(), StateError> {
+    check_dir(root)?;
+    let write = |what: &Path, e: &dyn std::fmt::Display| StateError::Write {
+        path: what.display().to_string(),
+        error: e.to_string(),
+    };
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| write(path, &e))?;
     json.push(b'\n');
-    write_own(root, &outcome_path(root), &json)
-}
-
-fn write_own(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::create_dir_all(root.join(STATE_DIR))
-        .map_err(|e| format!("cannot create {}: {e}", root.join(STATE_DIR).display()))?;
-    fsops::write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let dir = root.join(STATE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| write(&dir, &e))?;
+    fsops::write_atomic(path, &json).map_err(|e| write(path, &e))
 }
 
 /// Serialises applies on one host (a `run` and an admin's `apply --once`, or two pods
-/// during a surge): an exclusive lock on `var/lib/catrust/lock`, released on drop.
-pub fn lock(root: &Path) -> Result<std::fs::File, String> {
+/// during a surge): an exclusive lock on `var/lib/catrust/lock` (never opened through
+/// a link), released on drop.
+pub fn lock(root: &Path) -> Result<std::fs::File, StateError> {
+    check_dir(root)?;
     let dir = root.join(STATE_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))
-        .map_err(|e| format!("cannot open the apply lock: {e}"))?;
-    file.lock()
-        .map_err(|e| format!("cannot take the apply lock: {e}"))?;
+    let path = dir.join("lock");
+    let err = |e: &dyn std::fmt::Display| StateError::Lock {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| err(&e))?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(0o644)).map_err(|e| match e {
+        Errno::LOOP => StateError::Refused(RootError::IsLink {
+            path: path.display().to_string(),
+        }),
+        e => err(&std::io::Error::from(e)),
+    })?;
+    let file = std::fs::File::from(fd);
+    file.lock().map_err(|e| err(&e))?;
     Ok(file)
 }
 

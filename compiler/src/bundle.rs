@@ -21,7 +21,12 @@ pub fn manifest_of<'c>(
             Authority {
                 name: c.name.clone(),
                 sha256: c.info.sha256.clone(),
-                registries: spec.registries.iter().map(|r| r.value.clone()).collect(),
+                // Lint refuses a bad registry (CT006, an error) before anything is built.
+                registries: spec
+                    .registries
+                    .iter()
+                    .filter_map(|r| r.value.parse().ok())
+                    .collect(),
                 pools: spec.pools.iter().map(|p| p.value.clone()).collect(),
             }
         })

@@ -271,33 +271,21 @@ fn distrust(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Dia
     }
 }
 
-/// containerd names `certs.d` folders after `host[:port]`; anything else would be a path.
+/// containerd names `certs.d` folders after the registry host; the bundle crate's
+/// [`RegistryHost`](catrust_bundle::RegistryHost) is the one validation (the agent parses
+/// bundle.json with it too).
 fn registries(config: &TrustConfig, file: &str, out: &mut Vec<Diagnostic>) {
     for a in &config.authorities {
         for r in &a.registries {
-            if !is_registry_host(&r.value) {
+            if let Err(e) = catrust_bundle::RegistryHost::parse(&r.value) {
                 out.push(
-                    Diagnostic::new(Code::Ct006, format!("registry `{}` is not a host or host:port", r.value))
+                    Diagnostic::new(Code::Ct006, e.to_string())
                         .at(file, r.span)
-                        .with_help("write the registry as containerd names it, such as `registry.corp.example:5000` (no scheme, no path)"),
+                        .with_help("write the registry as image references name it: `registry.corp.example:5000`, `10.0.0.7:5000` or `[fd00::7]:5000` (no scheme, no path, lower case, port 1-65535)"),
                 );
             }
         }
     }
-}
-
-pub(crate) fn is_registry_host(s: &str) -> bool {
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, Some(p)),
-        _ => (s, None),
-    };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    host_ok && port_ok
 }
 
 fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnostic>) {
@@ -407,33 +395,6 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
                 .at(file, first.span)
                 .with_help("add `targets: [agent]` to the authority: the agent installs it on these pools only, and the AKS cluster list leaves it out"),
             );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_hosts() {
-        for ok in [
-            "registry.corp.example:5000",
-            "127.0.0.1:5000",
-            "localhost",
-            "a-b.c",
-        ] {
-            assert!(is_registry_host(ok), "{ok}");
-        }
-        for bad in [
-            "https://r.example",
-            "r.example/path",
-            "r:99999",
-            "",
-            "a..b",
-            "../x",
-        ] {
-            assert!(!is_registry_host(bad), "{bad}");
         }
     }
 }

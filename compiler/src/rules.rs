@@ -100,7 +100,7 @@ rules! {
         example: "authorities:\n  - name: corp\n    file: ../../etc/ssl/certs/corp.pem";
     Ct006 = "CT006", Error, "invalid value: duration, apiVersion/kind, or an enumerated setting",
         why: "catrust only accepts values whose meaning is certain.",
-        fix: "Durations take a number and one of the suffixes s, m, h, d (`72h`, `30d`); apiVersion is `catrust.dev/v1alpha1`, kind is `TrustConfig`; the message lists the accepted values.",
+        fix: "Durations take a number and one of the suffixes s, m, h, d (`72h`, `30d`); apiVersion is `catrust.dev/v1alpha1`, kind is `TrustConfig`; a registry is a host as image references name it, lower case, with an optional port 1-65535 (`registry.corp:5000`, `10.0.0.7:5000`, `[fd00::7]:5000`); the message lists the accepted values.",
         example: "rotation:\n  minOverlap: 3 days";
     Ct007 = "CT007", Error, "value of the wrong type",
         why: "A list where a single value is expected (or the reverse) means the file does not say what its author thinks.",

@@ -40,7 +40,7 @@ pub fn bundle(
         authorities.push(Authority {
             name: ca.name.into(),
             sha256: catrust_bundle::sha256_hex(&der),
-            registries: ca.registries.iter().map(|s| s.to_string()).collect(),
+            registries: ca.registries.iter().map(|s| s.parse().unwrap()).collect(),
             pools: vec![],
         });
     }
@@ -62,6 +62,27 @@ pub fn bundle(
         manifest.to_json().into_bytes(),
     );
     (files, manifest.bundle_sha256)
+}
+
+/// The bundle `files` with its manifest edited by `edit` (as JSON, so it can hold what
+/// the contract types refuse) and sealed again with the right hash: what a compiler
+/// with a weaker validation would have produced.
+pub fn reseal(
+    files: &BTreeMap<String, Vec<u8>>,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> BTreeMap<String, Vec<u8>> {
+    let key = catrust_bundle::MANIFEST_KEY;
+    let mut m: serde_json::Value = serde_json::from_slice(&files[key]).unwrap();
+    edit(&mut m);
+    let obj = m.as_object_mut().unwrap();
+    obj.remove("bundleSha256");
+    // The hash is over the content's canonical JSON, in field order (serde_json keeps
+    // the order of the parsed document).
+    let hash = catrust_bundle::sha256_hex(&serde_json::to_vec(&m).unwrap());
+    m["bundleSha256"] = serde_json::json!(hash);
+    let mut out = files.clone();
+    out.insert(key.into(), serde_json::to_vec_pretty(&m).unwrap());
+    out
 }
 
 /// SHA-256 fingerprint of a test certificate.

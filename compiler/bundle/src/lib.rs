@@ -11,6 +11,8 @@
 //!   DaemonSet pod template and is what the agent's readiness is measured against;
 //! - the verification of a bundle read from disk ([`verify`]);
 //! - the DaemonSet → agent interface: flags, environment, port ([`agent_interface`]).
+//! - what a registry host is ([`RegistryHost`]: the compiler's lint and the agent's
+//!   `bundle.json` use the same validation).
 //!
 //! This crate deliberately depends only on serde (+ serde_json), sha2, hex, base64 and
 //! thiserror: the agent must stay a small static binary that links no git, templating,
@@ -24,6 +26,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod registry;
+pub use registry::{Excerpt, RegistryHost, RegistryHostError};
 
 /// Version of the `bundle.json` schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -76,9 +81,10 @@ pub struct Authority {
     pub name: String,
     /// Lowercase hex SHA-256 of the certificate's DER.
     pub sha256: String,
-    /// containerd registry hosts (`host[:port]`) that get this CA in `certs.d`.
+    /// containerd registry hosts (`host[:port]`, `[IPv6]:port`) that get this CA in
+    /// `certs.d`; a bundle.json with an invalid one does not parse.
     #[serde(default)]
-    pub registries: Vec<String>,
+    pub registries: Vec<RegistryHost>,
     /// Node pools this CA is for; empty means every pool.
     #[serde(default)]
     pub pools: Vec<String>,
@@ -324,7 +330,7 @@ mod tests {
             authorities: vec![Authority {
                 name: "root-a".into(),
                 sha256: sha256_hex(&der),
-                registries: vec!["registry.example:5000".into()],
+                registries: vec!["registry.example:5000".parse().unwrap()],
                 pools: vec![],
             }],
             distrust: vec![],
