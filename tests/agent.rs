@@ -194,7 +194,7 @@ fn debian_install_rotate_distrust_uninstall() {
         "{st}"
     );
     assert_eq!(
-        h.read("usr/local/share/ca-certificates/catrust/corp-old.crt"),
+        h.read("usr/local/share/ca-certificates/catrust/catrust-corp-old.crt"),
         files["corp-old.crt"],
         "the anchor is the bundle's canonical PEM"
     );
@@ -270,7 +270,7 @@ fn debian_install_rotate_distrust_uninstall() {
     );
     assert!(s_new.trusted_by(&gen) && s_sys.trusted_by(&gen) && s_foreign.trusted_by(&gen));
     assert!(!h
-        .path("usr/local/share/ca-certificates/catrust/corp-old.crt")
+        .path("usr/local/share/ca-certificates/catrust/catrust-corp-old.crt")
         .exists());
     assert!(!h
         .path("etc/containerd/certs.d/127.0.0.1:5000/catrust-corp-old.crt")
@@ -900,7 +900,7 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
     );
     vol.write(&v1);
     assert_ok(&apply_once(&flags, &[]));
-    let anchor = "usr/local/share/ca-certificates/catrust/corp-old.crt";
+    let anchor = "usr/local/share/ca-certificates/catrust/catrust-corp-old.crt";
 
     // Someone deletes the agent's anchor and refreshes: the next resync puts it back.
     std::fs::remove_file(h.path(anchor)).unwrap();
@@ -1050,5 +1050,208 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
             "url=\"https://{host}/v2/catrust/test/manifests/1\""
         )),
         "{out}"
+    );
+}
+
+/// The DaemonSet passes `--host-root /proc/1/root` (the host's root as PID 1 sees it,
+/// no hostPath). Here the same magic link of another process: every atomic write,
+/// the record, the lock and the refresh go through `/proc/<pid>/root`.
+#[test]
+fn the_host_root_can_be_another_process_root_through_proc() {
+    let p = pki();
+    let h = TestHost::debian();
+    let holder = catrust_tests::agent::Killed(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let through_proc = Path::new(&format!("/proc/{}/root", holder.0.id()))
+        .join(h.root().strip_prefix("/").unwrap());
+    let s_old = TlsServer::start(&p.leaf_old);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let flags = host_flags(&through_proc, &vol.dir);
+    let (v1, hash) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[],
+        }],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(s_old.trusted_by(&h.generated_bundle()));
+    let st = status(h.root(), None);
+    assert_eq!(st["installed"], hash, "{st}");
+    assert_ok(&uninstall(&through_proc, &[]));
+    assert!(!h.path("var/lib/catrust/state.json").exists());
+}
+
+/// `update-ca-certificates` links `/etc/ssl/certs/<basename>.pem` by basename only. An
+/// authority named like a foreign anchor (AKS's own files, any `<name>.crt` outside the
+/// agent's folder) must not take over that link: the agent's anchors are
+/// `catrust/catrust-<name>.crt`. An anchor an earlier agent wrote as `catrust/<name>.crt`
+/// (its record lists it) is renamed by the next apply, foreign files untouched.
+#[test]
+fn debian_anchor_names_cannot_collide_and_old_names_are_migrated() {
+    let p = pki();
+    let h = TestHost::debian();
+    let aks_proxy = "usr/local/share/ca-certificates/proxyCA.crt";
+    let aks_custom = "usr/local/share/ca-certificates/certs/aks-custom-0.crt";
+    let same_name = "usr/local/share/ca-certificates/corp-old.crt";
+    h.write(aks_proxy, p.sys.pem());
+    h.write(aks_custom, p.new.pem());
+    h.write(same_name, p.foreign.pem());
+    // What an earlier agent left: `catrust/corp-old.crt`, recorded.
+    let old_anchor = "usr/local/share/ca-certificates/catrust/corp-old.crt";
+    let ours = catrust_bundle::encode_pem(&catrust_tests::pki::der_of(&p.old.cert));
+    h.write(old_anchor, &ours);
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    let (v1, hash) = bundle(
+        &[Ca {
+            name: "corp-old",
+            cert: &p.old,
+            registries: &[],
+        }],
+        &[],
+        ContainerdPolicy::None,
+    );
+    vol.write(&v1);
+    h.write(
+        "var/lib/catrust/state.json",
+        serde_json::json!({
+            "version": 1,
+            "family": "debian",
+            "bundleSha256": hash,
+            "files": { old_anchor: catrust_bundle::sha256_hex(ours.as_bytes()) },
+        })
+        .to_string(),
+    );
+    h.refresh();
+    let foreign_before: Vec<Vec<u8>> = [aks_proxy, aks_custom, same_name]
+        .iter()
+        .map(|f| h.read(f))
+        .collect();
+
+    assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
+    let link = |name: &str| {
+        std::fs::read_link(h.path(&format!("etc/ssl/certs/{name}")))
+            .unwrap_or_else(|e| panic!("etc/ssl/certs/{name}: {e}"))
+            .display()
+            .to_string()
+    };
+    assert!(
+        link("corp-old.pem").ends_with(same_name),
+        "the foreign corp-old.crt lost its link: {}",
+        link("corp-old.pem")
+    );
+    assert!(
+        link("catrust-corp-old.pem").ends_with("catrust/catrust-corp-old.crt"),
+        "{}",
+        link("catrust-corp-old.pem")
+    );
+    assert!(link("proxyCA.pem").ends_with(aks_proxy));
+    assert!(link("aks-custom-0.pem").ends_with(aks_custom));
+    assert!(
+        !h.path(old_anchor).exists(),
+        "the old name was not migrated"
+    );
+    let foreign_after: Vec<Vec<u8>> = [aks_proxy, aks_custom, same_name]
+        .iter()
+        .map(|f| h.read(f))
+        .collect();
+    assert_eq!(foreign_before, foreign_after, "a foreign anchor changed");
+    let gen = h.generated_bundle();
+    for leaf in [&p.leaf_old, &p.leaf_sys, &p.leaf_new, &p.leaf_foreign] {
+        assert!(TlsServer::start(leaf).trusted_by(&gen));
+    }
+    let st = status(h.root(), Some(&vol.dir));
+    assert_eq!(st["ready"], true, "{st}");
+    assert_eq!(
+        st["files"],
+        serde_json::json!(["usr/local/share/ca-certificates/catrust/catrust-corp-old.crt"])
+    );
+}
+
+/// containerd's config decides where `hosts.toml` goes. With `config_path = ""` (the
+/// 1.6/1.7 default) certs.d is not read: the agent says so in `status` and falls back to
+/// the system store plus a restart under `registries-only`; with a list it writes under
+/// the first entry; a path outside the host root is refused, not followed.
+#[test]
+fn the_containerd_config_decides_where_registry_cas_go() {
+    let p = pki();
+    let registry = "registry.corp:5000";
+    let cfg = |path: &str| {
+        format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{path}\"\n")
+    };
+    let (v1, _) = bundle(
+        &[Ca {
+            name: "corp-registry",
+            cert: &p.old,
+            registries: &[registry],
+        }],
+        &[],
+        ContainerdPolicy::RegistriesOnly,
+    );
+
+    // certs.d off: no hosts.toml anywhere, the CA in the store, containerd restarted.
+    let h = TestHost::debian();
+    h.write("etc/containerd/config.toml", cfg(""));
+    let vols = tempfile::tempdir().unwrap();
+    let vol = SecretVolume::new(&vols.path().join("bundle"));
+    vol.write(&v1);
+    let flags = host_flags(h.root(), &vol.dir);
+    assert_ok(&apply_once(&flags, &[]));
+    assert!(!h.path("etc/containerd/certs.d").exists());
+    assert!(TlsServer::start(&p.leaf_old).trusted_by(&h.generated_bundle()));
+    assert_eq!(
+        restarts(&h),
+        1,
+        "registries-only without certs.d must restart"
+    );
+    let st = status(h.root(), Some(&vol.dir));
+    assert_eq!(st["ready"], true, "{st}");
+    assert!(
+        st["warnings"]
+            .to_string()
+            .contains("containerd reads no certs.d"),
+        "{st}"
+    );
+
+    // EKS's list: the first entry.
+    let h = TestHost::debian();
+    h.write(
+        "etc/containerd/config.toml",
+        cfg("/etc/docker/certs.d:/etc/containerd/certs.d"),
+    );
+    let flags = host_flags(h.root(), &vol.dir);
+    assert_ok(&apply_once(&flags, &[]));
+    let hosts =
+        String::from_utf8(h.read(&format!("etc/docker/certs.d/{registry}/hosts.toml"))).unwrap();
+    assert!(hosts.contains("catrust-corp-registry.crt"), "{hosts}");
+    assert!(!h.path("etc/containerd/certs.d").exists());
+    assert_eq!(restarts(&h), 0);
+
+    // A config_path leaving the host root: not ready, nothing written.
+    let h = TestHost::debian();
+    h.write("etc/containerd/config.toml", cfg("/etc/../../tmp/x"));
+    let before = snap(&h);
+    let flags = host_flags(h.root(), &vol.dir);
+    let out = apply_once(&flags, &[]);
+    assert!(!out.status.success());
+    let st = status(h.root(), Some(&vol.dir));
+    assert!(st["reason"].to_string().contains("config_path"), "{st}");
+    let mut after = snap(&h);
+    after.retain(|k, _| !k.starts_with("var/lib/catrust"));
+    let mut before = before;
+    before.retain(|k, _| !k.starts_with("var/lib/catrust"));
+    assert!(
+        diff(&before, &after).is_empty(),
+        "{:?}",
+        diff(&before, &after)
     );
 }

@@ -176,5 +176,33 @@ fn the_rendered_args_env_and_port_are_what_the_agent_accepts() {
             c["readinessProbe"]["httpGet"]["port"]
         );
         assert_eq!(port, catrust_bundle::agent_interface::PORT);
+        // What a node needs (README, "What the DaemonSet needs on a node"): the host
+        // through PID 1's root and no hostPath the kubelet would have to create; the
+        // host network; AppArmor unconfined for old and new API servers alike;
+        // readiness seen by a rollout wave within 2 s.
+        assert_eq!(host.host_root.to_str(), Some("/proc/1/root"));
+        let spec = &pod["spec"];
+        assert_eq!(spec["hostPID"], true);
+        assert_eq!(spec["hostNetwork"], true);
+        let volumes = spec["volumes"].as_array().unwrap();
+        assert!(
+            volumes.iter().all(|v| v.get("hostPath").is_none()),
+            "{volumes:?}"
+        );
+        assert_eq!(
+            pod["metadata"]["annotations"]["container.apparmor.security.beta.kubernetes.io/agent"],
+            "unconfined"
+        );
+        assert_eq!(
+            c["securityContext"]["appArmorProfile"]["type"],
+            "Unconfined"
+        );
+        assert!(c["readinessProbe"]["periodSeconds"].as_u64().unwrap() <= 2);
+        let caps = &c["securityContext"]["capabilities"];
+        assert_eq!(caps["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(
+            caps["add"],
+            serde_json::json!(["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"])
+        );
     }
 }

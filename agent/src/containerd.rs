@@ -14,10 +14,11 @@ pub fn host_key(registry: &str) -> String {
     format!("https://{registry}")
 }
 
-/// The folder containerd reads for `registry`. On Linux containerd 1.6 names it after
-/// `host[:port]` verbatim (`hostDirectory`); only Windows strips the colon.
-pub fn hosts_dir(registry: &str) -> String {
-    format!("{}/{registry}", crate::host::CERTS_D)
+/// The folder containerd reads for `registry` under its certs.d folder `base`
+/// (host-relative). On Linux containerd 1.6 names it after `host[:port]` verbatim
+/// (`hostDirectory`); only Windows strips the colon.
+pub fn hosts_dir(base: &str, registry: &str) -> String {
+    format!("{base}/{registry}")
 }
 
 /// `host[:port]` with nothing that could leave `certs.d/` or confuse a URL.

@@ -14,7 +14,7 @@ use crate::fsops::{self, Entry};
 use crate::host::{self, Family};
 use crate::plan::{self, Action, Desired, DesiredCa, Observed};
 use crate::state::{self, Outcome, State};
-use crate::{bundle_dir, failpoint, pem};
+use crate::{bundle_dir, containerd_config, failpoint, pem};
 
 /// Everything one apply needs; built from the command line.
 #[derive(Debug, Clone)]
@@ -112,8 +112,14 @@ fn desired_from(bundle: &VerifiedBundle, pool: Option<&str>) -> Desired {
 /// Reads what the planner needs from the disk. Read-only.
 fn observe(root: &Path, family: Family, d: &Desired, st: &State) -> Result<Observed, String> {
     let mut obs = Observed::default();
+    // Only a bundle with registries needs to know where containerd reads hosts.toml
+    // (a broken containerd config must not fail every other apply).
+    if d.authorities.iter().any(|a| !a.registries.is_empty()) {
+        obs.certs_dir =
+            containerd_config::read(root).map_err(|e| format!("containerd config: {e}"))?;
+    }
     let look = |p: &str| fsops::observe(&root.join(p)).map_err(|e| format!("{p}: {e}"));
-    for p in plan::paths_of_interest(family, d, st) {
+    for p in plan::paths_of_interest(family, d, st, &obs.certs_dir) {
         obs.entries.insert(p.clone(), look(&p)?);
     }
     let dir = family.anchors_dir();
@@ -408,10 +414,11 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
 
     // A crash between writing a temp file and renaming it leaves the temp file behind;
     // under the apply lock no write is in progress, so every one left is an orphan.
-    let mut temp_dirs: BTreeSet<String> = plan::paths_of_interest(family, &desired, &st)
-        .iter()
-        .filter_map(|p| Path::new(p).parent().map(|d| d.display().to_string()))
-        .collect();
+    let mut temp_dirs: BTreeSet<String> =
+        plan::paths_of_interest(family, &desired, &st, &obs.certs_dir)
+            .iter()
+            .filter_map(|p| Path::new(p).parent().map(|d| d.display().to_string()))
+            .collect();
     temp_dirs.insert(family.anchors_dir().to_owned());
     temp_dirs.insert(state::STATE_DIR.to_owned());
     for dir in &temp_dirs {

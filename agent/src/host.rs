@@ -24,10 +24,16 @@ impl Family {
         }
     }
 
-    /// Path (relative to the host root) of the anchor for authority `name`.
+    /// Path (relative to the host root) of the anchor for authority `name`. Always
+    /// `catrust-` prefixed, also inside the agent's own Debian folder:
+    /// `update-ca-certificates` links `/etc/ssl/certs/<basename>.pem` by the basename
+    /// alone, so `catrust/<name>.crt` would overwrite (or be overwritten by) the link
+    /// of any anchor named `<name>.crt` elsewhere (AKS's `proxyCA.crt`, a distribution
+    /// CA's name). Anchors an earlier agent wrote as `catrust/<name>.crt` are in its
+    /// record and are removed by the next apply (the plan's rename migration).
     pub fn anchor_path(self, name: &str) -> String {
         match self {
-            Family::Debian => format!("{DEBIAN_ANCHORS}/{name}.crt"),
+            Family::Debian => format!("{DEBIAN_ANCHORS}/catrust-{name}.crt"),
             Family::Rhel => format!("{RHEL_ANCHORS}/catrust-{name}.crt"),
             Family::Flatcar => format!("{FLATCAR_ANCHORS}/catrust-{name}.pem"),
         }
@@ -79,8 +85,6 @@ pub const DEBIAN_CONF: &str = "etc/ca-certificates.conf";
 pub const DEBIAN_CERTSDIR: &str = "usr/share/ca-certificates";
 /// Debian's local certificates (foreign ones live beside the agent's folder).
 pub const DEBIAN_LOCALCERTSDIR: &str = "usr/local/share/ca-certificates";
-/// containerd's per-registry configuration root.
-pub const CERTS_D: &str = "etc/containerd/certs.d";
 
 /// Detects the family from the text of `/etc/os-release` (`ID`, then `ID_LIKE`).
 pub fn detect(os_release: &str) -> Result<Family, String> {

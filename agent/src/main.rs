@@ -21,6 +21,7 @@
 mod bundle_dir;
 mod cacerts_conf;
 mod containerd;
+mod containerd_config;
 mod engine;
 mod exec;
 mod failpoint;
@@ -218,6 +219,7 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.ready = report.outcome.ready;
             s.reason = report.outcome.reason.clone();
+            s.warnings = report.outcome.warnings.clone();
             s.metrics.observe(&report);
         }
         // A failed refresh is retried sooner than a refused bundle, which only a new

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use catrust_bundle::{sha256_hex, ContainerdPolicy};
 
+use crate::containerd_config::CertsDir;
 use crate::fsops::Entry;
 use crate::host::{Family, DEBIAN_ANCHORS, DEBIAN_CONF};
 use crate::state::{ConfEdit, State};
@@ -48,6 +49,8 @@ pub struct Observed {
     pub foreign_matches: Vec<(String, String)>,
     /// RHEL family: the DER of each distrusted fingerprint found on the host.
     pub distrusted_der: BTreeMap<String, Vec<u8>>,
+    /// Where containerd reads `hosts.toml` files (from its config), if anywhere.
+    pub certs_dir: CertsDir,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +90,26 @@ pub struct Plan {
     pub state: State,
 }
 
-/// Desired registry CA files: `certs.d/<host>/catrust-<name>.crt` per (authority, registry).
-fn registry_files(d: &Desired) -> BTreeMap<String, (String, Vec<u8>)> {
+/// containerd's certs.d folder, when it reads one.
+fn certs_base(certs: &CertsDir) -> Option<&str> {
+    match certs {
+        CertsDir::Enabled { dir, .. } => Some(dir),
+        CertsDir::Disabled { .. } => None,
+    }
+}
+
+/// Desired registry CA files: `certs.d/<host>/catrust-<name>.crt` per (authority,
+/// registry); none when containerd reads no certs.d.
+fn registry_files(d: &Desired, certs: &CertsDir) -> BTreeMap<String, (String, Vec<u8>)> {
     let mut out = BTreeMap::new();
+    let Some(base) = certs_base(certs) else {
+        return out;
+    };
     for ca in &d.authorities {
         for r in &ca.registries {
             let file = format!("catrust-{}.crt", ca.name);
             out.insert(
-                format!("{}/{file}", containerd::hosts_dir(r)),
+                format!("{}/{file}", containerd::hosts_dir(base, r)),
                 (r.clone(), ca.pem.clone()),
             );
         }
@@ -102,9 +117,13 @@ fn registry_files(d: &Desired) -> BTreeMap<String, (String, Vec<u8>)> {
     out
 }
 
-/// Registries → the CA file names its hosts.toml must list, in bundle order.
-fn registry_cas(d: &Desired) -> BTreeMap<String, Vec<String>> {
+/// Registries → the CA file names its hosts.toml must list, in bundle order; none
+/// when containerd reads no certs.d.
+fn registry_cas(d: &Desired, certs: &CertsDir) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if certs_base(certs).is_none() {
+        return out;
+    }
     for ca in &d.authorities {
         for r in &ca.registries {
             out.entry(r.clone())
@@ -116,14 +135,21 @@ fn registry_cas(d: &Desired) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Every path the plan will look at: what the shell must observe first.
-pub fn paths_of_interest(family: Family, d: &Desired, state: &State) -> BTreeSet<String> {
+pub fn paths_of_interest(
+    family: Family,
+    d: &Desired,
+    state: &State,
+    certs: &CertsDir,
+) -> BTreeSet<String> {
     let mut p: BTreeSet<String> = state.files.keys().cloned().collect();
     p.extend(state.hosts_edits.keys().cloned());
     p.extend(d.authorities.iter().map(|a| family.anchor_path(&a.name)));
-    p.extend(registry_files(d).into_keys());
-    for r in registry_cas(d).keys() {
-        p.insert(containerd::hosts_dir(r));
-        p.insert(format!("{}/hosts.toml", containerd::hosts_dir(r)));
+    p.extend(registry_files(d, certs).into_keys());
+    if let Some(base) = certs_base(certs) {
+        for r in registry_cas(d, certs).keys() {
+            p.insert(containerd::hosts_dir(base, r));
+            p.insert(format!("{}/hosts.toml", containerd::hosts_dir(base, r)));
+        }
     }
     if family == Family::Debian {
         p.insert(DEBIAN_CONF.to_owned());
@@ -169,8 +195,9 @@ pub fn plan(
         }
     }
     // Never write through a planted link: the agent's folders must be real folders.
-    for r in registry_cas(d).keys() {
-        let dir = containerd::hosts_dir(r);
+    let base = certs_base(&obs.certs_dir).unwrap_or_default();
+    for r in registry_cas(d, &obs.certs_dir).keys() {
+        let dir = containerd::hosts_dir(base, r);
         match entry(obs, &dir) {
             Entry::Symlink(t) => {
                 return Err(format!(
@@ -219,7 +246,7 @@ pub fn plan(
     for ca in &d.authorities {
         want.insert(family.anchor_path(&ca.name), (ca.pem.clone(), true));
     }
-    for (path, (_, bytes)) in registry_files(d) {
+    for (path, (_, bytes)) in registry_files(d, &obs.certs_dir) {
         want.insert(path, (bytes, false));
     }
     let mut distrusted = BTreeSet::new();
@@ -311,10 +338,11 @@ pub fn plan(
         plan.state.files.insert(path.clone(), sha256_hex(bytes));
         plan.store_changed |= *in_store;
     }
+    // Anchors and blocklist entries feed the system store; registry CAs do not.
     let store_paths: BTreeSet<String> = state
         .files
         .keys()
-        .filter(|p| !p.starts_with(crate::host::CERTS_D))
+        .filter(|p| p.starts_with(family.anchors_dir()) || p.contains("/blocklist/"))
         .cloned()
         .collect();
     for path in state.files.keys() {
@@ -347,7 +375,7 @@ pub fn plan(
     }
 
     // containerd hosts.toml: revert the recorded edit, apply the wanted one.
-    let cas = registry_cas(d);
+    let cas = registry_cas(d, &obs.certs_dir);
     let mut toml_paths: BTreeMap<String, Option<String>> = state
         .hosts_edits
         .keys()
@@ -355,7 +383,7 @@ pub fn plan(
         .collect();
     for r in cas.keys() {
         toml_paths.insert(
-            format!("{}/hosts.toml", containerd::hosts_dir(r)),
+            format!("{}/hosts.toml", containerd::hosts_dir(base, r)),
             Some(r.clone()),
         );
     }
@@ -458,6 +486,32 @@ pub fn plan(
         }
     }
     plan.state.distrusted = distrusted.clone();
+    // A renamed anchor (an earlier agent's `catrust/<name>.crt` becoming
+    // `catrust/catrust-<name>.crt`) removes a file whose CA stays: not a removed CA.
+    plan.removed = &plan.removed - &plan.expect_present;
+
+    // Registry CAs without certs.d: never a silent no-op. They are in the system
+    // store like every authority, which a running containerd loads only at a restart.
+    let registries: BTreeSet<&str> = d
+        .authorities
+        .iter()
+        .flat_map(|a| a.registries.iter().map(String::as_str))
+        .collect();
+    let certs_d_off = !registries.is_empty() && certs_base(&obs.certs_dir).is_none();
+    if !registries.is_empty() {
+        let names = registries.into_iter().collect::<Vec<_>>().join(", ");
+        match &obs.certs_dir {
+            CertsDir::Disabled { why } => plan.warnings.push(format!(
+                "containerd reads no certs.d ({why}): the CAs of {names} are in the system store only, which containerd loads when it restarts{}",
+                match policy {
+                    ContainerdPolicy::None => " (policy none: restart it yourself)",
+                    _ => "",
+                }
+            )),
+            CertsDir::Enabled { note: Some(note), .. } => plan.warnings.push(note.clone()),
+            CertsDir::Enabled { note: None, .. } => {}
+        }
+    }
 
     // containerd: a running one keeps the roots it loaded.
     let newly_distrusted = distrusted.difference(&state.distrusted).next().is_some();
@@ -466,6 +520,10 @@ pub fn plan(
         ContainerdPolicy::Restart if plan.store_changed => {
             Some("the system trust store changed".into())
         }
+        ContainerdPolicy::RegistriesOnly if plan.store_changed && certs_d_off => Some(
+            "the system trust store changed and containerd reads no certs.d for the registries"
+                .into(),
+        ),
         ContainerdPolicy::Restart | ContainerdPolicy::RegistriesOnly if newly_distrusted => {
             Some("a CA was distrusted".into())
         }
@@ -580,6 +638,53 @@ mod tests {
     }
 
     #[test]
+    fn anchors_an_earlier_agent_named_without_the_prefix_are_renamed() {
+        // What an earlier agent recorded: `catrust/<name>.crt`, whose
+        // /etc/ssl/certs/<name>.pem link could collide with a foreign anchor's.
+        let d = desired(vec![ca("proxy-ca", &[])]);
+        let old = format!("{DEBIAN_ANCHORS}/proxy-ca.crt");
+        let new = Family::Debian.anchor_path("proxy-ca");
+        assert_eq!(new, format!("{DEBIAN_ANCHORS}/catrust-proxy-ca.crt"));
+        let pem = d.authorities[0].pem.clone();
+        let mut before = State {
+            family: Some(Family::Debian),
+            bundle_sha256: d.bundle_sha256.clone(),
+            ..State::default()
+        };
+        before.files.insert(old.clone(), sha256_hex(&pem));
+        let mut obs = Observed::default();
+        obs.entries.insert(old.clone(), Entry::File(pem.clone()));
+        obs.anchor_namespace
+            .push((old.clone(), Entry::File(pem.clone())));
+        let p = plan(Family::Debian, &d, ContainerdPolicy::Restart, &before, &obs).unwrap();
+        assert_eq!(
+            p.actions,
+            [
+                Action::Write {
+                    path: new.clone(),
+                    bytes: pem
+                },
+                Action::Remove { path: old.clone() }
+            ]
+        );
+        // --fresh drops the old link; the CA itself is still expected, not "removed".
+        assert!(p.fresh && p.removed.is_empty(), "{:?}", p.removed);
+        assert_eq!(p.state.files.keys().collect::<Vec<_>>(), [&new]);
+        // And once renamed, nothing more to do.
+        let mut after = observe_after(&p, obs);
+        after.anchor_namespace = vec![(new.clone(), after.entries[&new].clone())];
+        let again = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::Restart,
+            &p.state,
+            &after,
+        )
+        .unwrap();
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+    }
+
+    #[test]
     fn planted_symlink_and_foreign_file_are_refused() {
         let d = desired(vec![ca("a", &[])]);
         let path = Family::Debian.anchor_path("a");
@@ -670,7 +775,7 @@ mod tests {
             BTreeSet::from([
                 "etc/containerd/certs.d/r:5000/catrust-a.crt",
                 "etc/containerd/certs.d/r:5000/hosts.toml",
-                "usr/local/share/ca-certificates/catrust/a.crt",
+                "usr/local/share/ca-certificates/catrust/catrust-a.crt",
             ])
         );
         assert!(p2
@@ -750,6 +855,62 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("both trusted and distrusted"), "{err}");
+    }
+
+    #[test]
+    fn registries_without_certs_d_fall_back_to_the_store_and_a_restart_and_say_so() {
+        let d = desired(vec![ca("a", &["r:5000"])]);
+        let obs = Observed {
+            certs_dir: CertsDir::Disabled {
+                why: "etc/containerd/config.toml sets config_path = \"\"".into(),
+            },
+            ..Observed::default()
+        };
+        let st = State::default();
+        let p = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::RegistriesOnly,
+            &st,
+            &obs,
+        )
+        .unwrap();
+        // Only the system anchor: no hosts.toml nobody reads.
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].path(), Family::Debian.anchor_path("a"));
+        assert!(p.restart.as_deref().unwrap().contains("reads no certs.d"));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("containerd reads no certs.d") && w.contains("r:5000")),
+            "{:?}",
+            p.warnings
+        );
+        let p = plan(Family::Debian, &d, ContainerdPolicy::None, &st, &obs).unwrap();
+        assert!(p.restart.is_none());
+        assert!(p.warnings.iter().any(|w| w.contains("restart it yourself")));
+        // Another certs.d folder (EKS lists two; the first is used).
+        let obs = Observed {
+            certs_dir: CertsDir::Enabled {
+                dir: "etc/docker/certs.d".into(),
+                note: None,
+            },
+            ..Observed::default()
+        };
+        let p = plan(
+            Family::Debian,
+            &d,
+            ContainerdPolicy::RegistriesOnly,
+            &st,
+            &obs,
+        )
+        .unwrap();
+        let paths: Vec<&str> = p.actions.iter().map(Action::path).collect();
+        assert!(
+            paths.contains(&"etc/docker/certs.d/r:5000/hosts.toml"),
+            "{paths:?}"
+        );
+        assert!(p.restart.is_none() && p.warnings.is_empty());
     }
 
     #[test]

@@ -115,7 +115,26 @@ impl Metrics {
 pub struct Shared {
     pub ready: bool,
     pub reason: Option<String>,
+    /// The last apply's warnings (e.g. containerd reads no certs.d), one line each in
+    /// the `/readyz` body, ready or not.
+    pub warnings: Vec<String>,
     pub metrics: Metrics,
+}
+
+/// The `/readyz` status code and body. Pure.
+fn readyz(s: &Shared) -> (u16, String) {
+    let mut body = if s.ready {
+        "ready\n".to_string()
+    } else {
+        format!(
+            "not ready: {}\n",
+            s.reason.as_deref().unwrap_or("no apply yet")
+        )
+    };
+    for w in &s.warnings {
+        body.push_str(&format!("warning: {w}\n"));
+    }
+    (if s.ready { 200 } else { 503 }, body)
 }
 
 pub fn serve(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
@@ -149,15 +168,10 @@ fn respond(mut stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()>
         let s = shared.lock().unwrap_or_else(|p| p.into_inner());
         match (method, path) {
             ("GET" | "HEAD", "/healthz") => (200, "text/plain", "ok\n".to_string()),
-            ("GET" | "HEAD", "/readyz") if s.ready => (200, "text/plain", "ready\n".to_string()),
-            ("GET" | "HEAD", "/readyz") => (
-                503,
-                "text/plain",
-                format!(
-                    "not ready: {}\n",
-                    s.reason.as_deref().unwrap_or("no apply yet")
-                ),
-            ),
+            ("GET" | "HEAD", "/readyz") => {
+                let (code, body) = readyz(&s);
+                (code, "text/plain", body)
+            }
             ("GET" | "HEAD", "/metrics") => (
                 200,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -184,4 +198,26 @@ fn respond(mut stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()>
         body.len()
     )?;
     stream.flush()
+}
+
+#[cfg(test)]
+mod readyz_tests {
+    use super::*;
+
+    #[test]
+    fn readyz_names_the_warnings_ready_or_not() {
+        let mut s = Shared {
+            ready: true,
+            warnings: vec!["containerd reads no certs.d".into()],
+            ..Shared::default()
+        };
+        assert_eq!(
+            readyz(&s),
+            (200, "ready\nwarning: containerd reads no certs.d\n".into())
+        );
+        s.ready = false;
+        s.reason = Some("refresh failed".into());
+        assert_eq!(readyz(&s).0, 503);
+        assert!(readyz(&s).1.starts_with("not ready: refresh failed\n"));
+    }
 }

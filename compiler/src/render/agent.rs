@@ -21,8 +21,12 @@ use crate::load::Certificate;
 
 /// Where the bundle Secret is mounted in the agent container.
 pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
-/// Where the host's folders are mounted in the agent container.
-pub const HOST_ROOT: &str = "/host";
+/// Where the agent finds the host's root: through PID 1 (hostPID), so the agent sees
+/// the host's whole mount tree with the host's own mount flags and the kubelet mounts
+/// and creates nothing on the node (no hostPath: a read-only `/usr` on Flatcar or Azure
+/// Linux OS Guard cannot break the pod's start, and no node-wide bind of `/` pins other
+/// pods' volumes). Reading it needs SYS_PTRACE, as nsenter does.
+pub const HOST_ROOT: &str = "/proc/1/root";
 
 /// Nodes selected by pool: `In` the listed pools, or `NotIn` every named pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,31 +243,6 @@ fn affinity(agent: &AgentTarget, selector: &PoolSelector) -> Option<Value> {
     }))
 }
 
-/// Host folders the agent mounts, and why each is needed. With `nsenter` the refresh
-/// itself runs in the host's mount namespace; these mounts are for the agent's own
-/// reads and atomic writes.
-const HOST_MOUNTS: &[(&str, &str, bool, &str)] = &[
-    // name, host path, read-only, hostPath type
-    // /etc: os-release (host family), ca-certificates.conf (Debian distrust lines,
-    // replaced atomically, so the folder must be writable), ssl/certs and pki (anchors
-    // and generated bundles), containerd/certs.d (per-registry CAs).
-    ("host-etc", "/etc", false, "Directory"),
-    // Debian/Ubuntu local anchors: catrust writes its own subfolder `catrust/`.
-    (
-        "host-local-ca",
-        "/usr/local/share/ca-certificates",
-        false,
-        "DirectoryOrCreate",
-    ),
-    // The distribution's CA files (/usr/share/ca-certificates on Debian, /usr/share/pki
-    // on the RHEL family), read to find a distrusted certificate's entry. Read-only.
-    ("host-usr-share", "/usr/share", true, "Directory"),
-    // /etc/os-release is usually a link to ../usr/lib/os-release.
-    ("host-os-release", "/usr/lib/os-release", true, "File"),
-    // The agent's record of what it installed, so it removes exactly that.
-    ("host-state", "/var/lib/catrust", false, "DirectoryOrCreate"),
-];
-
 #[allow(clippy::too_many_arguments)]
 fn daemonset(
     config: &TrustConfig,
@@ -288,15 +267,12 @@ fn daemonset(
     for (k, v) in &agent.node_selector {
         node_selector.insert(k.value.clone(), json!(v.value));
     }
-    let mut mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
-    let mut volumes = vec![json!({
+    // The bundle is the only volume: the host is reached through HOST_ROOT.
+    let mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
+    let volumes = vec![json!({
         "name": "bundle",
         "secret": { "secretName": secret_name, "defaultMode": 0o444 },
     })];
-    for (volume, path, read_only, kind) in HOST_MOUNTS {
-        mounts.push(json!({"name": volume, "mountPath": format!("{HOST_ROOT}{path}"), "readOnly": read_only}));
-        volumes.push(json!({"name": volume, "hostPath": {"path": path, "type": kind}}));
-    }
     // Measured on a booted node (FACTS.md, "A real node on this machine"): setns(2)
     // into PID 1's namespaces needs SYS_ADMIN, and the mount namespace also SYS_CHROOT
     // (kernel `mntns_install`); opening /proc/1/ns/* needs SYS_PTRACE. DAC_OVERRIDE:
@@ -323,6 +299,10 @@ fn daemonset(
         // nsenter targets the host's PID 1, and systemctl must be visible in
         // systemd's PID namespace ("Failed to connect to bus" otherwise).
         "hostPID": true,
+        // A trust installer must run before the node's CNI is up (pulling the CNI's
+        // images may need the very CAs it installs), like kube-proxy and CNI agents.
+        // The agent resolves no names, so the default dnsPolicy is right.
+        "hostNetwork": true,
         "nodeSelector": node_selector,
         // Every node must trust the same CAs, whatever its taints.
         "tolerations": [{ "operator": "Exists" }],
@@ -349,9 +329,11 @@ fn daemonset(
             "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
             // Ready only once this exact bundle is installed on the node: the DaemonSet's
             // rollout status is the rotation's progress.
+            // Probed every second, so a maxUnavailable wave sees the pod Ready within
+            // about a second of the apply finishing (not paced by the probe period).
             "readinessProbe": {
                 "httpGet": { "path": "/readyz", "port": "http" },
-                "periodSeconds": 5,
+                "periodSeconds": 1,
                 "failureThreshold": 1,
             },
             "livenessProbe": {
@@ -359,6 +341,9 @@ fn daemonset(
                 "periodSeconds": 20,
                 "failureThreshold": 3,
             },
+            // The refresh (update-ca-certificates or update-ca-trust, and their
+            // hooks, e.g. ca-certificates-java) runs through nsenter but stays in this
+            // pod's memory cgroup: the limit must hold the agent plus that refresh.
             "resources": {
                 "requests": { "cpu": "10m", "memory": "16Mi" },
                 "limits": { "memory": "64Mi" },
@@ -389,9 +374,15 @@ fn daemonset(
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    // Only the bundle hash: nothing that changes on every commit, so a
-                    // commit that does not change the trust does not roll the nodes.
-                    "annotations": { BUNDLE_ANNOTATION: bundle_sha256 },
+                    // The bundle hash and constants only: nothing that changes on every
+                    // commit, so a commit that does not change the trust does not roll
+                    // the nodes.
+                    "annotations": {
+                        BUNDLE_ANNOTATION: bundle_sha256,
+                        // API servers before 1.30 know only the annotation, not the
+                        // appArmorProfile field; newer ones require both to agree.
+                        "container.apparmor.security.beta.kubernetes.io/agent": "unconfined",
+                    },
                 },
                 "spec": pod_spec,
             },
