@@ -106,7 +106,11 @@ impl<'n> World<'n> {
                 assert!(o.status.success(), "restore {p}");
             }
         }
-        node.sh_ok("mkdir -p /etc/containerd/certs.d && systemctl restart containerd");
+        // reset-failed: the scenarios restart containerd more often than systemd's
+        // default start limit (5 in 10 s) allows.
+        node.sh_ok(
+            "mkdir -p /etc/containerd/certs.d && systemctl reset-failed containerd; systemctl restart containerd",
+        );
         let kubelet = Kubelet::new(node);
         let w = World {
             kubelet,
@@ -271,6 +275,56 @@ impl<'n> World<'n> {
         }
     }
 
+    /// One CA `name` in trust.yaml under `containerd`, committed and built.
+    fn one_ca(&mut self, name: &str, containerd: &str) -> (Issued, Build) {
+        let ca = self.ca(name);
+        let f = self.add_cert(name, &ca);
+        let yaml = self.yaml(
+            &[Auth {
+                name,
+                file: &f,
+                registries: &[],
+                replaces: None,
+            }],
+            &[],
+            containerd,
+        );
+        self.commit(&yaml, &format!("trust {name}"), now() - 2 * DAY);
+        let b = self.build();
+        (ca, b)
+    }
+
+    /// `corp-root-a` installed by a ready pod; then `corp-root-b` added and built (not
+    /// deployed): the first build, its pod and the second build.
+    fn installed_a_then_built_a_and_b(&mut self, containerd: &str) -> (Build, Pod, Build) {
+        let (a, b1) = self.one_ca("corp-root-a", containerd);
+        let (pod1, _) = self.deploy(&b1);
+        let af = self.add_cert("corp-root-a", &a);
+        let bca = self.ca("corp-root-b");
+        let bf = self.add_cert("corp-root-b", &bca);
+        let yaml = self.yaml(
+            &[
+                Auth {
+                    name: "corp-root-a",
+                    file: &af,
+                    registries: &[],
+                    replaces: None,
+                },
+                Auth {
+                    name: "corp-root-b",
+                    file: &bf,
+                    registries: &[],
+                    replaces: None,
+                },
+            ],
+            &[],
+            containerd,
+        );
+        self.commit(&yaml, "trust corp-root-b too", now() - DAY);
+        let b2 = self.build();
+        (b1, pod1, b2)
+    }
+
     /// A rolling update on this node: the old pod deleted, the new template's pod started.
     fn rollout(&mut self, old: Pod, b: &Build) -> Pod {
         let old_name = old.name.clone();
@@ -356,10 +410,12 @@ impl<'n> World<'n> {
     #[track_caller]
     fn converged(&self, b: &Build) {
         let bundle = &b.secrets[secret_of(&b.plan)];
+        // Debian anchors are named `catrust-<key>` (never colliding with another
+        // anchor's `/etc/ssl/certs/<basename>.pem` link).
         let want: BTreeMap<String, Vec<u8>> = bundle
             .iter()
             .filter(|(k, _)| k.ends_with(".crt"))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (format!("catrust-{k}"), v.clone()))
             .collect();
         let dir = self.node.path(DEBIAN_AGENT_ANCHORS);
         let have: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&dir)
@@ -420,20 +476,7 @@ fn secret_of(plan: &PodPlan) -> &str {
 fn rendered_args_are_accepted_by_the_agent_in_the_image() {
     let node = shared_node();
     let mut w = World::new(&node, "args");
-    let ca = w.ca("corp-root");
-    let f = w.add_cert("corp-root", &ca);
-    let yaml = w.yaml(
-        &[Auth {
-            name: "corp-root",
-            file: &f,
-            registries: &[],
-            replaces: None,
-        }],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root", now() - DAY);
-    let b = w.build();
+    let (_, b) = w.one_ca("corp-root", "restart");
     w.step(&format!("  args: {:?}", b.plan.containers[0].args()));
     let pod = w.kubelet.run_pod(&b.plan, &b.secrets);
     std::thread::sleep(Duration::from_secs(2));
@@ -678,20 +721,7 @@ fn killed_mid_apply_converges() {
     node.sh_ok(
         "mkdir -p /etc/ca-certificates/update.d && printf '#!/bin/sh\\n: > /run/catrust-slow-hook\\nsleep 3\\n' > /etc/ca-certificates/update.d/slow && chmod +x /etc/ca-certificates/update.d/slow && rm -f /run/catrust-slow-hook",
     );
-    let ca = w.ca("corp-root");
-    let f = w.add_cert("corp-root", &ca);
-    let yaml = w.yaml(
-        &[Auth {
-            name: "corp-root",
-            file: &f,
-            registries: &[],
-            replaces: None,
-        }],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root", now() - DAY);
-    let b = w.build();
+    let (_, b) = w.one_ca("corp-root", "restart");
     let mut pod = w.kubelet.run_pod(&b.plan, &b.secrets);
     let hook = node.path("/run/catrust-slow-hook");
     let deadline = Instant::now() + READY_WITHIN;
@@ -796,38 +826,7 @@ fn uninstall_restores_the_node() {
 fn failing_refresh_rolls_back_and_stays_not_ready() {
     let node = shared_node();
     let mut w = World::new(&node, "failing-refresh");
-    let a = w.ca("corp-root-a");
-    let bca = w.ca("corp-root-b");
-    let af = w.add_cert("corp-root-a", &a);
-    let auth_a = || Auth {
-        name: "corp-root-a",
-        file: &af,
-        registries: &[],
-        replaces: None,
-    };
-    w.commit(
-        &w.yaml(&[auth_a()], &[], "restart"),
-        "trust a",
-        now() - 2 * DAY,
-    );
-    let b1 = w.build();
-    let (pod1, _) = w.deploy(&b1);
-    let bf = w.add_cert("corp-root-b", &bca);
-    let yaml = w.yaml(
-        &[
-            auth_a(),
-            Auth {
-                name: "corp-root-b",
-                file: &bf,
-                registries: &[],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust b too", now() - DAY);
-    let b2 = w.build();
+    let (b1, pod1, b2) = w.installed_a_then_built_a_and_b("restart");
     node.sh_ok(
         "mount --bind /etc/ssl/certs /etc/ssl/certs && mount -o remount,bind,ro /etc/ssl/certs",
     );
@@ -894,20 +893,7 @@ struct Measured {
 
 fn measure(node: &Node, label: &str) -> Measured {
     let mut w = World::new(node, &format!("measure-{label}"));
-    let ca = w.ca("corp-root");
-    let f = w.add_cert("corp-root", &ca);
-    let yaml = w.yaml(
-        &[Auth {
-            name: "corp-root",
-            file: &f,
-            registries: &[],
-            replaces: None,
-        }],
-        &[],
-        "none",
-    );
-    w.commit(&yaml, "trust corp-root", now() - DAY);
-    let b = w.build();
+    let (ca, b) = w.one_ca("corp-root", "none");
     std::fs::copy(&ca.cert, node.path("/var/tmp/measure.crt")).unwrap();
     let runs = 3;
     let bare: Vec<f64> = (0..runs)
@@ -965,7 +951,7 @@ fn measure(node: &Node, label: &str) -> Measured {
         .map(|_| {
             node_number(
                 node,
-                "s=$(date +%s%N) && systemctl restart containerd && e=$(date +%s%N) && echo $(( (e - s) / 1000 ))",
+                "systemctl reset-failed containerd; s=$(date +%s%N) && systemctl restart containerd && e=$(date +%s%N) && echo $(( (e - s) / 1000 ))",
             ) / 1000.0
         })
         .collect();
@@ -1013,26 +999,7 @@ fn measure(node: &Node, label: &str) -> Measured {
 fn measured_on_the_node_and_the_memory_limit_holds_the_peak() {
     let node = shared_node();
     let m = measure(&node, "mozilla");
-    let b = {
-        let mut w = World::new(&node, "limit");
-        let ca = w.ca("corp-root");
-        let f = w.add_cert("corp-root", &ca);
-        w.commit(
-            &w.yaml(
-                &[Auth {
-                    name: "corp-root",
-                    file: &f,
-                    registries: &[],
-                    replaces: None,
-                }],
-                &[],
-                "none",
-            ),
-            "trust corp-root",
-            now() - DAY,
-        );
-        w.build()
-    };
+    let (_, b) = World::new(&node, "limit").one_ca("corp-root", "none");
     let limit = b.plan.containers[0].memory_limit() as u64;
     let peak = m.apply_pod_peak.max(m.run_pod_peak);
     assert!(
@@ -1059,4 +1026,51 @@ fn measured_with_ca_certificates_java() {
         AGENT_IMAGE,
     ));
     measure(&node, "ca-certificates-java");
+}
+
+/// The refresh is OOM-killed inside the pod's memory cgroup: a hook in the node's
+/// `update.d` (as `ca-certificates-java`'s runs a JVM) needs more memory than the
+/// DaemonSet's limit, and first makes `update-ca-certificates` itself the OOM killer's
+/// choice (`oom_score_adj` 1000, which any process may raise): otherwise the kernel
+/// kills the hook, and `update-ca-certificates` ignores a failed hook. The agent must
+/// roll back and stay not ready, saying the refresh was killed.
+#[test]
+fn oom_killed_refresh_rolls_back_and_stays_not_ready() {
+    let node = shared_node();
+    let mut w = World::new(&node, "oom-killed-refresh");
+    let (b1, pod1, b2) = w.installed_a_then_built_a_and_b("none");
+    let limit = b2.plan.containers[0].memory_limit();
+    assert!(limit > 0, "the DaemonSet sets a memory limit");
+    node.sh_ok(&format!(
+        "mkdir -p /etc/ca-certificates/update.d && cat > /etc/ca-certificates/update.d/hog <<'EOF'\n#!/bin/sh\n# parent: the hooks loop; its parent: update-ca-certificates\nmain=$(awk '{{print $4}}' /proc/$PPID/stat)\necho 1000 > /proc/$main/oom_score_adj\nexec dd if=/dev/zero of=/dev/null bs={} count=1 2>/dev/null\nEOF\nchmod +x /etc/ca-certificates/update.d/hog",
+        2 * limit
+    ));
+    w.kubelet.delete_pod(pod1);
+    let pod2 = w.kubelet.run_pod(&b2.plan, &b2.secrets);
+    let probe = b2.plan.containers[0].readiness.clone().unwrap();
+    let reason = match wait_ready(&probe, Duration::from_secs(15)) {
+        Ok(_) => panic!(
+            "[{}] ready although the refresh was OOM-killed; log:\n{}",
+            w.name,
+            pod2.log(&node, AGENT)
+        ),
+        Err(last) => last,
+    };
+    w.step(&format!("  /readyz: {reason}"));
+    let (state, ..) = w.kubelet.state(&pod2, AGENT);
+    assert_eq!(
+        state,
+        cri::ContainerState::ContainerRunning,
+        "[{}] the agent itself survives the refresh's OOM kill",
+        w.name
+    );
+    assert!(reason.starts_with("503"), "{reason}");
+    assert!(
+        reason.contains("SIGKILL") || reason.contains("signal: 9") || reason.contains("killed"),
+        "[{}] the reason says the refresh was killed: {reason}",
+        w.name
+    );
+    node.sh_ok("rm /etc/ca-certificates/update.d/hog");
+    w.converged(&b1);
+    w.kubelet.delete_pod(pod2);
 }
