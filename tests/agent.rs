@@ -1053,6 +1053,24 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
     );
 }
 
+/// A sealed bundle of one authority.
+fn one_ca(
+    name: &str,
+    cert: &Issued,
+    registries: &[&str],
+    policy: ContainerdPolicy,
+) -> (BTreeMap<String, Vec<u8>>, String) {
+    bundle(
+        &[Ca {
+            name,
+            cert,
+            registries,
+        }],
+        &[],
+        policy,
+    )
+}
+
 /// The DaemonSet passes `--host-root /proc/1/root` (the host's root as PID 1 sees it,
 /// no hostPath). Here the same magic link of another process: every atomic write,
 /// the record, the lock and the refresh go through `/proc/<pid>/root`.
@@ -1072,15 +1090,7 @@ fn the_host_root_can_be_another_process_root_through_proc() {
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
     let flags = host_flags(&through_proc, &vol.dir);
-    let (v1, hash) = bundle(
-        &[Ca {
-            name: "corp-old",
-            cert: &p.old,
-            registries: &[],
-        }],
-        &[],
-        ContainerdPolicy::None,
-    );
+    let (v1, hash) = one_ca("corp-old", &p.old, &[], ContainerdPolicy::None);
     vol.write(&v1);
     assert_ok(&apply_once(&flags, &[]));
     assert!(s_old.trusted_by(&h.generated_bundle()));
@@ -1111,15 +1121,7 @@ fn debian_anchor_names_cannot_collide_and_old_names_are_migrated() {
     h.write(old_anchor, &ours);
     let vols = tempfile::tempdir().unwrap();
     let vol = SecretVolume::new(&vols.path().join("bundle"));
-    let (v1, hash) = bundle(
-        &[Ca {
-            name: "corp-old",
-            cert: &p.old,
-            registries: &[],
-        }],
-        &[],
-        ContainerdPolicy::None,
-    );
+    let (v1, hash) = one_ca("corp-old", &p.old, &[], ContainerdPolicy::None);
     vol.write(&v1);
     h.write(
         "var/lib/catrust/state.json",
@@ -1188,13 +1190,10 @@ fn the_containerd_config_decides_where_registry_cas_go() {
     let cfg = |path: &str| {
         format!("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{path}\"\n")
     };
-    let (v1, _) = bundle(
-        &[Ca {
-            name: "corp-registry",
-            cert: &p.old,
-            registries: &[registry],
-        }],
-        &[],
+    let (v1, _) = one_ca(
+        "corp-registry",
+        &p.old,
+        &[registry],
         ContainerdPolicy::RegistriesOnly,
     );
 

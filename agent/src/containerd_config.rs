@@ -75,20 +75,24 @@ pub fn imports(file: &str, text: &str) -> Result<Vec<String>, ConfigError> {
     let Some(item) = doc.get("imports") else {
         return Ok(Vec::new());
     };
-    let arr = item.as_array().ok_or_else(|| ConfigError::Shape {
-        file: file.into(),
-        what: "imports is not a list".into(),
-    })?;
+    let arr = item
+        .as_array()
+        .ok_or_else(|| shape(file, "imports is not a list"))?;
     arr.iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ConfigError::Shape {
-                    file: file.into(),
-                    what: "imports holds a non-string".into(),
-                })
-        })
+        .map(|v| string(file, v.as_str(), "imports holds a non-string"))
         .collect()
+}
+
+fn shape(file: &str, what: &str) -> ConfigError {
+    ConfigError::Shape {
+        file: file.into(),
+        what: what.into(),
+    }
+}
+
+/// A TOML string value, or a shape error naming `what`.
+fn string(file: &str, value: Option<&str>, what: &str) -> Result<String, ConfigError> {
+    value.map(str::to_owned).ok_or_else(|| shape(file, what))
 }
 
 fn parse(file: &str, text: &str) -> Result<DocumentMut, ConfigError> {
@@ -125,14 +129,7 @@ pub fn certs_dir(files: &[(String, String)]) -> Result<CertsDir, ConfigError> {
         let path = section
             .get("registry")
             .and_then(|r| r.get("config_path"))
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| ConfigError::Shape {
-                        file: file.clone(),
-                        what: "config_path is not a string".into(),
-                    })
-            })
+            .map(|v| string(file, v.as_str(), "config_path is not a string"))
             .transpose()?;
         found = Some((file, path));
     }

@@ -867,14 +867,9 @@ mod tests {
             ..Observed::default()
         };
         let st = State::default();
-        let p = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::RegistriesOnly,
-            &st,
-            &obs,
-        )
-        .unwrap();
+        let plan_with =
+            |policy, obs: &Observed| plan(Family::Debian, &d, policy, &st, obs).unwrap();
+        let p = plan_with(ContainerdPolicy::RegistriesOnly, &obs);
         // Only the system anchor: no hosts.toml nobody reads.
         assert_eq!(p.actions.len(), 1);
         assert_eq!(p.actions[0].path(), Family::Debian.anchor_path("a"));
@@ -886,7 +881,7 @@ mod tests {
             "{:?}",
             p.warnings
         );
-        let p = plan(Family::Debian, &d, ContainerdPolicy::None, &st, &obs).unwrap();
+        let p = plan_with(ContainerdPolicy::None, &obs);
         assert!(p.restart.is_none());
         assert!(p.warnings.iter().any(|w| w.contains("restart it yourself")));
         // Another certs.d folder (EKS lists two; the first is used).
@@ -897,14 +892,7 @@ mod tests {
             },
             ..Observed::default()
         };
-        let p = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::RegistriesOnly,
-            &st,
-            &obs,
-        )
-        .unwrap();
+        let p = plan_with(ContainerdPolicy::RegistriesOnly, &obs);
         let paths: Vec<&str> = p.actions.iter().map(Action::path).collect();
         assert!(
             paths.contains(&"etc/docker/certs.d/r:5000/hosts.toml"),
