@@ -1035,6 +1035,9 @@ fn measured_with_ca_certificates_java() {
 /// kills the hook, and `update-ca-certificates` ignores a failed hook. The agent must
 /// roll back and stay not ready, saying the refresh was killed.
 #[test]
+#[ignore = "unfinished: in this setup the kernel OOM-kills the hook, not \
+            update-ca-certificates (although the hook raised its oom_score_adj to 1000), \
+            and update-ca-certificates ignores a killed hook: see issue 11"]
 fn oom_killed_refresh_rolls_back_and_stays_not_ready() {
     let node = shared_node();
     let mut w = World::new(&node, "oom-killed-refresh");

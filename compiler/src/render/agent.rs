@@ -26,7 +26,7 @@ pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
 /// (`tests/node_e2e.rs`, cgroup v1 `memory.max_usage_in_bytes`): the pod peaks at about
 /// 7 MiB with Debian's Mozilla set (the agent's VmHWM 8 MiB); with
 /// `ca-certificates-java` its `update.d` hook runs a JVM (`java -Xmx64m`) inside the
-/// refresh, which peaked at 35 MiB. 128Mi leaves room for that JVM's whole 64 MiB heap
+/// refresh, which peaked at 35 MiB (by hand, with the agent's capability set). 128Mi leaves room for that JVM's whole 64 MiB heap
 /// plus the agent: an OOM-killed hook fails silently (`update-ca-certificates` ignores a
 /// failing hook), so the limit must hold the worst case, not the usual one.
 const MEMORY_LIMIT: &str = "128Mi";
