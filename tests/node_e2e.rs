@@ -294,6 +294,38 @@ impl<'n> World<'n> {
         (ca, b)
     }
 
+    /// `corp-root` for the system store and `corp-registry-ca` for `host` under
+    /// `containerd: restart`, committed and built.
+    fn system_and_registry_ca(
+        &mut self,
+        system_ca: &Issued,
+        registry_ca: &Issued,
+        host: &str,
+    ) -> Build {
+        let sf = self.add_cert("corp-root", system_ca);
+        let rf = self.add_cert("corp-registry-ca", registry_ca);
+        let yaml = self.yaml(
+            &[
+                Auth {
+                    name: "corp-root",
+                    file: &sf,
+                    registries: &[],
+                    replaces: None,
+                },
+                Auth {
+                    name: "corp-registry-ca",
+                    file: &rf,
+                    registries: &[host],
+                    replaces: None,
+                },
+            ],
+            &[],
+            "restart",
+        );
+        self.commit(&yaml, "trust corp-root and the registry CA", now() - DAY);
+        self.build()
+    }
+
     /// `corp-root-a` installed by a ready pod; then `corp-root-b` added and built (not
     /// deployed): the first build, its pod and the second build.
     fn installed_a_then_built_a_and_b(&mut self, containerd: &str) -> (Build, Pod, Build) {
@@ -508,29 +540,8 @@ fn first_install_restarts_containerd_as_the_policy_says() {
     w.pull_fails(&via_certs_d);
     let before = w.bundle_fingerprints();
 
-    let sf = w.add_cert("corp-root", &system_ca);
-    let rf = w.add_cert("corp-registry-ca", &registry_ca);
     let host = via_certs_d.host();
-    let yaml = w.yaml(
-        &[
-            Auth {
-                name: "corp-root",
-                file: &sf,
-                registries: &[],
-                replaces: None,
-            },
-            Auth {
-                name: "corp-registry-ca",
-                file: &rf,
-                registries: &[&host],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root and the registry CA", now() - DAY);
-    let b = w.build();
+    let b = w.system_and_registry_ca(&system_ca, &registry_ca, &host);
     let main_pid = node.containerd_main_pid();
     let (_pod, _) = w.deploy(&b);
     w.converged(&b);
@@ -763,28 +774,7 @@ fn uninstall_restores_the_node() {
     let hosts_path = node.path(&format!("/etc/containerd/certs.d/{host}/hosts.toml"));
     let hosts_before = std::fs::read(&hosts_path).unwrap();
     let before = w.bundle_fingerprints();
-    let sf = w.add_cert("corp-root", &system_ca);
-    let rf = w.add_cert("corp-registry-ca", &registry_ca);
-    let yaml = w.yaml(
-        &[
-            Auth {
-                name: "corp-root",
-                file: &sf,
-                registries: &[],
-                replaces: None,
-            },
-            Auth {
-                name: "corp-registry-ca",
-                file: &rf,
-                registries: &[&host],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust two CAs", now() - DAY);
-    let b = w.build();
+    let b = w.system_and_registry_ca(&system_ca, &registry_ca, &host);
     let (pod, _) = w.deploy(&b);
     assert_ne!(std::fs::read(&hosts_path).unwrap(), hosts_before);
     w.kubelet.delete_pod(pod);
