@@ -66,7 +66,8 @@ pub fn check_debian_node(
     let want: BTreeMap<String, Vec<u8>> = bundle
         .iter()
         .filter(|(k, _)| k.ends_with(".crt"))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        // The agent's Debian anchors are catrust-<key> (no basename collision).
+        .map(|(k, v)| (format!("catrust-{k}"), v.clone()))
         .collect();
     let mut have = BTreeMap::new();
     for e in std::fs::read_dir(h.path(DEBIAN_AGENT_ANCHORS))
