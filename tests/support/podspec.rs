@@ -1044,6 +1044,26 @@ impl<'n> Kubelet<'n> {
         )
     }
 
+    /// Waits until container `name` has exited; its final status.
+    #[track_caller]
+    pub fn wait_exited(&mut self, pod: &Pod, name: &str, within: Duration) -> cri::ContainerStatus {
+        let (id, ..) = pod.containers[name].clone();
+        let deadline = Instant::now() + within;
+        loop {
+            let (s, _) = self.cri.container_status(&id).expect("ContainerStatus");
+            if s.state == cri::ContainerState::ContainerExited as i32 {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {name} of {} still runs after {within:?}; log:\n{}",
+                pod.name,
+                pod.log(self.node, name)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Deletes the pod as kubelet does: each container stopped within the grace period,
     /// then the sandbox stopped and removed.
     pub fn delete_pod(&mut self, pod: Pod) {

@@ -21,6 +21,15 @@ use crate::load::Certificate;
 
 /// Where the bundle Secret is mounted in the agent container.
 pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
+/// The agent container's memory limit. It covers the refresh too: a command run through
+/// nsenter stays in the pod's memory cgroup. Measured on a booted Debian node
+/// (`tests/node_e2e.rs`, cgroup v1 `memory.max_usage_in_bytes`): the pod peaks at about
+/// 7 MiB with Debian's Mozilla set (the agent's VmHWM 8 MiB); with
+/// `ca-certificates-java` its `update.d` hook runs a JVM (`java -Xmx64m`) inside the
+/// refresh, which peaked at 35 MiB (by hand, with the agent's capability set). 128Mi leaves room for that JVM's whole 64 MiB heap
+/// plus the agent: an OOM-killed hook fails silently (`update-ca-certificates` ignores a
+/// failing hook), so the limit must hold the worst case, not the usual one.
+const MEMORY_LIMIT: &str = "128Mi";
 /// Where the agent finds the host's root: through PID 1 (hostPID), so the agent sees
 /// the host's whole mount tree with the host's own mount flags and the kubelet mounts
 /// and creates nothing on the node (no hostPath: a read-only `/usr` on Flatcar or Azure
@@ -346,7 +355,7 @@ fn daemonset(
             // pod's memory cgroup: the limit must hold the agent plus that refresh.
             "resources": {
                 "requests": { "cpu": "10m", "memory": "16Mi" },
-                "limits": { "memory": "64Mi" },
+                "limits": { "memory": MEMORY_LIMIT },
             },
             "securityContext": security,
             "volumeMounts": mounts,
