@@ -105,6 +105,10 @@ rules! {
         why: "A list where a single value is expected (or the reverse) means the file does not say what its author thinks.",
         fix: "Write the value with the type named in the message: a string, a boolean, a list or a mapping.",
         example: "targets:\n  aks:\n    secret: \"maybe\"   # a boolean is expected";
+    Ct008 = "CT008", Error, "pool name is not a Kubernetes label value",
+        why: "A pool is matched against the node pool label (`poolLabel`), so it must be a label value; it also becomes part of rendered file names (`agent/daemonset-<pools>.yaml`), where `/` or `..` would write outside the output folder.",
+        fix: "Use the node pool's name as the label shows it (`kubectl get nodes -L kubernetes.azure.com/agentpool`): at most 63 letters, digits, `-`, `_` or `.`, beginning and ending with a letter or digit.",
+        example: "authorities:\n  - name: gpu-ca\n    file: gpu.pem\n    pools: [\"/../../x\"]";
     Ct101 = "CT101", Warning, "CRLF line endings",
         why: "The AKS document's troubleshooting section: certificates with CRLF line ends in custom-ca-trust-secret fail with \"x509: certificate signed by unknown authority\". catrust re-encodes every certificate with LF, so outputs are clean; the warning tells you the source is not.",
         fix: "Convert the file to LF line endings (`dos2unix FILE`, or `git config core.autocrlf input`).",
