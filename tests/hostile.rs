@@ -37,16 +37,21 @@ fn write_repo(dir: &Path, authorities: &str) {
 }
 
 /// The Argo CD plugin's `generate` in `dir`, as argocd-cmp-server runs it.
-fn plugin(dir: &Path) -> Output {
-    run(Command::new(bin("argocd-catrust-plugin"))
-        .arg("generate")
+fn plugin_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("argocd-catrust-plugin"));
+    cmd.arg("generate")
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
         .env("ARGOCD_APP_NAME", "corp-trust")
         .env("ARGOCD_APP_NAMESPACE", "argocd")
         .env("ARGOCD_APP_SOURCE_PATH", ".")
-        .env("ARGOCD_ENV_CATRUST_TARGET", "agent"))
+        .env("ARGOCD_ENV_CATRUST_TARGET", "agent");
+    cmd
+}
+
+fn plugin(dir: &Path) -> Output {
+    run(&mut plugin_cmd(dir))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -114,6 +119,98 @@ fn deep_nesting_is_a_coded_error_in_lint_build_and_the_plugin() {
         assert_eq!(o.status.code(), Some(1), "{name} plugin: {o:?}");
         assert!(
             text(&o.stderr).contains("error[CT001]"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+}
+
+/// `cmd` must finish within `secs` (a FIFO used to block forever).
+fn within(secs: u64, cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("{cmd:?} did not finish within {secs} s")
+        })
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read_and_nothing_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    write_repo(&repo, "    - name: corp-root\n      file: CERT\n");
+    let trust = std::fs::read_to_string(repo.join("trust.yaml")).unwrap();
+    let fifo = repo.join("fifo.pem");
+    assert!(run(Command::new("mkfifo").arg(&fifo)).status.success());
+    std::fs::create_dir(repo.join("certs")).unwrap();
+    let big = std::fs::File::create(repo.join("big.pem")).unwrap();
+    big.set_len(catrust::source::MAX_FILE_BYTES + 1).unwrap();
+    for (file, expected) in [
+        (
+            "fifo.pem",
+            "fifo.pem is a FIFO (named pipe), not a regular file",
+        ),
+        ("certs", "certs is a folder, not a regular file"),
+        ("\"\"", "`file` is empty"),
+        ("big.pem", "big.pem is larger than 4 MiB"),
+    ] {
+        std::fs::write(repo.join("trust.yaml"), trust.replace("CERT", file)).unwrap();
+        for args in [
+            &["lint", "--format", "json"][..],
+            &["build", "--out", "out"],
+        ] {
+            let o = within(
+                20,
+                Command::new(bin("catrust")).args(args).current_dir(&repo),
+            );
+            assert_eq!(o.status.code(), Some(1), "{file} {args:?}: {o:?}");
+            let all = text(&o.stdout) + &text(&o.stderr);
+            assert!(
+                all.contains("CT005") && all.contains(expected),
+                "{file}: {all}"
+            );
+            assert!(!all.contains("permissions"), "{all}");
+        }
+        let o = within(20, &mut plugin_cmd(&repo));
+        assert_eq!(o.status.code(), Some(1), "{file} plugin: {o:?}");
+        assert!(text(&o.stderr).contains(expected), "{}", text(&o.stderr));
+    }
+    // trust.yaml itself: over the cap is an invocation error (exit 2) naming it.
+    let mut huge = trust.replace("CERT", "root.pem");
+    huge.push_str(&"# padding\n".repeat(500_000));
+    std::fs::write(repo.join("trust.yaml"), &huge).unwrap();
+    let o = catrust(&repo, &["lint"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        text(&o.stderr).contains("larger than 4 MiB"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = plugin(&repo);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        text(&o.stderr).contains("larger than 4 MiB"),
+        "{}",
+        text(&o.stderr)
+    );
+    // inspect: a FIFO, /dev/zero and a folder are refused at once (exit 2).
+    for path in [
+        fifo.to_str().unwrap(),
+        "/dev/zero",
+        repo.join("certs").to_str().unwrap(),
+    ] {
+        let o = within(20, Command::new(bin("catrust")).args(["inspect", path]));
+        assert_eq!(o.status.code(), Some(2), "inspect {path}: {o:?}");
+        assert!(
+            text(&o.stderr).contains("not a regular file"),
             "{}",
             text(&o.stderr)
         );

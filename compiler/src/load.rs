@@ -66,6 +66,19 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
         for (index, authority) in config.authorities.iter().enumerate() {
             let (file_name, text, offset_span) = match &authority.source {
                 CertSource::Pem(pem) => (config_file.clone(), pem.value.clone(), Some(pem.span)),
+                CertSource::File(path) if path.value.trim().is_empty() => {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::Ct005,
+                            format!("authority `{}`: `file` is empty", authority.name.value),
+                        )
+                        .at(&config_file, path.span)
+                        .with_help(
+                            "name the certificate file, relative to the folder of trust.yaml",
+                        ),
+                    );
+                    continue;
+                }
                 CertSource::File(path) => {
                     let read = repo_join(base, &path.value)
                         .ok_or_else(|| SourceError::Escapes(path.value.clone()))
@@ -86,7 +99,9 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                             let help = match e {
                                 SourceError::Escapes(_) => "certificate files must be inside the repository, named relative to trust.yaml",
                                 SourceError::NotFound(_) => "check the path: it is relative to the folder of trust.yaml",
-                                SourceError::Io { .. } => "check the file's permissions",
+                                SourceError::NotAFile { .. } => "`file` must name a regular file holding PEM certificates",
+                                SourceError::TooLarge(_) => "a CA certificate file is a few KB (the whole Mozilla set is 220 KB): commit only the CA certificates",
+                                SourceError::Io { .. } => "check that catrust can read the file (permissions, a broken link)",
                             };
                             diagnostics.push(
                                 Diagnostic::new(

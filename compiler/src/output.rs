@@ -26,6 +26,8 @@ pub enum OutputError {
     NotOurs(PathBuf),
     #[error("refusing to write {0:?}: an output path must be a plain relative path (no `..`, `.`, empty or absolute part)")]
     UnsafePath(String),
+    #[error(transparent)]
+    Read(#[from] crate::source::SourceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -237,7 +239,11 @@ pub fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, OutputErro
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".j2") {
             let path = entry.path();
-            out.insert(name, fs::read_to_string(&path).map_err(io(&path))?);
+            let shown = path.display().to_string();
+            let bytes = crate::source::read_regular(&path, &shown)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            out.insert(name, text);
         }
     }
     Ok(out)
