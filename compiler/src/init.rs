@@ -97,7 +97,8 @@ fn label_for(subject: &str, fallback: &str) -> String {
 pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
     let mut authorities: Vec<Authority> = Vec::new();
     for (path, bytes) in inputs {
-        let text = String::from_utf8_lossy(bytes);
+        let text = pem::decode_text(bytes)
+            .map_err(|not| format!("{path} is {}: {}", not.what, not.help))?;
         let scan = pem::scan(&text);
         if let Some(f) = scan
             .findings

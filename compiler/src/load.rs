@@ -84,13 +84,16 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                         .ok_or_else(|| SourceError::Escapes(path.value.clone()))
                         .and_then(|p| source.read(&p).map(|b| (source.display_path(&p), b)));
                     match read {
-                        Ok((shown, bytes)) => match String::from_utf8(bytes) {
+                        Ok((shown, bytes)) => match pem::decode_text(&bytes) {
                             Ok(text) => (shown, text, None),
-                            Err(_) => {
+                            Err(not) => {
                                 diagnostics.push(
-                                    Diagnostic::new(Code::Ct103, format!("{shown} is not text (a DER file?)"))
-                                        .at(&config_file, path.span)
-                                        .with_help("convert it to PEM: `openssl x509 -inform DER -in FILE -out FILE.pem`"),
+                                    Diagnostic::new(
+                                        Code::Ct103,
+                                        format!("{shown} is {}, not PEM text", not.what),
+                                    )
+                                    .at(&config_file, path.span)
+                                    .with_help(not.help),
                                 );
                                 continue;
                             }
@@ -181,6 +184,18 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
             if offset_span.is_none() {
                 sources.add(SourceFile::new(file_name, text));
             }
+        }
+    }
+    // No finding about a file that holds a private key quotes its text (CT105 quotes
+    // only the marker, from catrust's own list).
+    for d in &mut diagnostics {
+        let secret = d.location.as_ref().is_some_and(|l| {
+            sources
+                .get(&l.file)
+                .is_some_and(|f| pem::holds_private_key(&f.text))
+        });
+        if secret && d.code != Code::Ct105 {
+            d.message = crate::diag::without_quotes(&d.message);
         }
     }
     Ok(Loaded {

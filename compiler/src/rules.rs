@@ -137,6 +137,14 @@ rules! {
         why: "A corrupt certificate cannot be trusted or even identified; nodes would skip it.",
         fix: "Export the certificate again from its source; do not edit PEM by hand.",
         example: "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----";
+    Ct108 = "CT108", Warning, "UTF-8 byte order mark at the start of a certificate file",
+        why: "Windows editors save UTF-8 with a byte order mark; catrust reads past it and outputs never carry it, but other tools that read the same file (a shell loop of `openssl x509`, the Azure CLI's split on blank lines) see three stray bytes before the first BEGIN line.",
+        fix: "Remove the mark: `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE` (or save the file as UTF-8 without BOM).",
+        example: "\\xEF\\xBB\\xBF-----BEGIN CERTIFICATE-----";
+    Ct109 = "CT109", Warning, "a certificate under another PEM label (TRUSTED CERTIFICATE, X509 CERTIFICATE)",
+        why: "OpenSSL reads `TRUSTED CERTIFICATE` (a certificate followed by OpenSSL-only trust settings) and the old `X509 CERTIFICATE` label, but most other tools, Go's among them, skip both; catrust installs the certificate (never the trust settings) and says so.",
+        fix: "Rewrite it as a plain certificate: `openssl x509 -in FILE -out FILE.pem`.",
+        example: "-----BEGIN TRUSTED CERTIFICATE-----";
     Ct201 = "CT201", Error, "not a CA: basicConstraints missing or CA:FALSE",
         why: "A leaf certificate in a trust store trusts that one server only, and is usually a mistake (the CA was meant).",
         fix: "Use the issuing CA's certificate (basicConstraints CA:TRUE).",
