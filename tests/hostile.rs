@@ -216,3 +216,82 @@ fn only_regular_files_of_bounded_size_are_read_and_nothing_blocks() {
         );
     }
 }
+
+/// `catrust init` over the machine's whole Mozilla set (Debian's ca-certificates, one
+/// file per root), then `lint`: no finding but expiry (CT202, CT203) — no CT301 for more than
+/// 10 certificates, no CT207 on the SHA-1 self-signatures of old roots. Then the same
+/// roots as one bundle file: its authority is named after the file, not its first CN.
+#[test]
+fn init_output_passes_lint_on_the_whole_mozilla_set() {
+    let mozilla = Path::new("/usr/share/ca-certificates/mozilla");
+    assert!(
+        mozilla.is_dir(),
+        "{} is missing: install the Debian package ca-certificates",
+        mozilla.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(mozilla)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".crt"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 100, "only {} Mozilla roots", names.len());
+    let mut bundle = Vec::new();
+    for n in &names {
+        let bytes = std::fs::read(mozilla.join(n)).unwrap();
+        bundle.extend_from_slice(&bytes);
+        std::fs::write(certs.join(n), bytes).unwrap();
+    }
+    std::fs::write(tmp.path().join("mozilla-bundle.pem"), &bundle).unwrap();
+    let args: Vec<String> = names.iter().map(|n| format!("certs/{n}")).collect();
+    for from in [args, vec!["mozilla-bundle.pem".to_string()]] {
+        let _ = std::fs::remove_file(tmp.path().join("trust.yaml"));
+        let mut init = vec!["init", "--from"];
+        init.extend(from.iter().map(String::as_str));
+        let o = catrust(tmp.path(), &init);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let trust = std::fs::read_to_string(tmp.path().join("trust.yaml")).unwrap();
+        assert!(trust.contains("certificatesFile: false"), "{trust}");
+        let o = catrust(tmp.path(), &["lint", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let codes: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .filter(|c| !matches!(*c, "CT202" | "CT203"))
+            .collect();
+        assert!(codes.is_empty(), "{codes:?}\n{}", text(&o.stdout));
+        if from.len() == 1 {
+            assert!(trust.contains("- name: mozilla-bundle\n"), "{trust}");
+        }
+    }
+}
+
+/// A self-signed root with a SHA-1 signature is not CT207 (its signature is never
+/// verified); its RSA size is exact.
+#[test]
+fn a_sha1_self_signed_root_is_not_ct207() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    write_repo(repo, "    - name: corp-root\n      file: root.pem\n");
+    std::fs::copy(
+        workspace_root().join("tests/corpus/_pki/sha1.pem"),
+        repo.join("root.pem"),
+    )
+    .unwrap();
+    let o = catrust(repo, &["lint", "--deny-warnings"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let o = catrust(
+        &workspace_root().join("tests/corpus/rsa-2047"),
+        &["lint", "--format", "json"],
+    );
+    assert!(
+        text(&o.stdout).contains("has a 2047-bit RSA key"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -240,7 +240,9 @@ fn certificates(config: &TrustConfig, loaded: &Loaded, now: i64, out: &mut Vec<D
                 format!("`{}` has a {bits}-bit RSA key", c.name),
             )));
         }
-        if i.weak_signature {
+        // A trust anchor's self-signature is never verified (the trust comes from
+        // the store), so it only matters for a certificate some other CA signed.
+        if i.weak_signature && !i.self_signed {
             out.push(at(Diagnostic::new(
                 Code::Ct207,
                 format!("`{}` is signed with {}", c.name, i.signature),

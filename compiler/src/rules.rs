@@ -169,10 +169,10 @@ rules! {
         why: "Keys under 2048 bits are breakable and rejected by current TLS stacks.",
         fix: "Re-issue the CA with an RSA key of at least 2048 bits, or an EC key.",
         example: "Public-Key: (1024 bit)";
-    Ct207 = "CT207", Warning, "SHA-1 or MD5 signature",
-        why: "These signatures are forgeable; for a self-signed root it matters less (the trust comes from the store), which is why this is a warning.",
-        fix: "Re-issue with a SHA-256 (or stronger) signature.",
-        example: "Signature Algorithm: sha1WithRSAEncryption";
+    Ct207 = "CT207", Warning, "SHA-1 or MD5 signature on a certificate that is not self-signed",
+        why: "These signatures are forgeable: whoever forges one can make a CA that nodes trust. A self-signed root's own signature is never verified (the trust comes from the store), so old Mozilla roots with SHA-1 self-signatures are not reported; an intermediate signed with SHA-1 or MD5 is.",
+        fix: "Have the issuing CA re-issue it with a SHA-256 (or stronger) signature, or trust the root instead.",
+        example: "Signature Algorithm: sha1WithRSAEncryption   # on an intermediate CA";
     Ct208 = "CT208", Error, "the same certificate twice",
         why: "Duplicates count twice against the AKS limit of 10 and make removals ambiguous.",
         fix: "Keep one entry for the certificate.",

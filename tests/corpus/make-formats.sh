@@ -18,3 +18,24 @@ sed 's/ CERTIFICATE-----/ X509 CERTIFICATE-----/' "$root" >x509-certificate-labe
 tr '\n' '\r' <_pki/key-rsa.pem >private-key-cr-only/root.pem
 { cat "$root"; sed 's/$/\r/' _pki/key-pkcs8.pem; } >private-key-crlf-after-certificate/root.pem
 tr '\n' '\r' <_pki/key-pkcs8-encrypted.pem >private-key-encrypted-cr-only/root.pem
+
+# CT207 is for certificates some other CA signed: SHA-1 and MD5 intermediates under a
+# throwaway RSA root (the root's key is deleted at the end). And a 2047-bit RSA CA
+# (CT206 must say 2047, not 2040).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+days=10950
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/rsa-root.key" -out "$work/rsa-root.pem" \
+  -days $days -subj "/O=catrust corpus/CN=rsa-root" -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$work/ca.ext"
+for md in sha1 md5; do
+  openssl req -newkey rsa:2048 -nodes -keyout "$work/$md.key" -out "$work/$md.csr" \
+    -subj "/O=catrust corpus/CN=$md-intermediate" 2>/dev/null
+  openssl x509 -req -in "$work/$md.csr" -CA "$work/rsa-root.pem" -CAkey "$work/rsa-root.key" \
+    -"$md" -set_serial "0x$(openssl rand -hex 8)" -days $days -extfile "$work/ca.ext" \
+    -out "$md-signature/root.pem" 2>/dev/null
+done
+openssl req -x509 -newkey rsa:2047 -nodes -keyout "$work/rsa-2047.key" -out rsa-2047/root.pem \
+  -days $days -subj "/O=catrust corpus/CN=rsa-2047" -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
