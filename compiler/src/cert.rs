@@ -145,17 +145,6 @@ fn rsa_modulus_bits(modulus: &[u8]) -> usize {
     digits.len() * 8 - digits[0].leading_zeros() as usize
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rsa_sizes_count_bits_not_bytes() {
-        assert_eq!(super::rsa_modulus_bits(&[0x00, 0x80, 0, 0]), 24);
-        assert_eq!(super::rsa_modulus_bits(&[0x7f; 256]), 2047);
-        assert_eq!(super::rsa_modulus_bits(&[0x01, 0xff]), 9);
-        assert_eq!(super::rsa_modulus_bits(&[0, 0]), 0);
-    }
-}
-
 /// RFC 3339 UTC timestamp, as outputs and reports show dates.
 pub fn format_time(unix: i64) -> String {
     ::time::OffsetDateTime::from_unix_timestamp(unix)
@@ -165,4 +154,15 @@ pub fn format_time(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rsa_sizes_count_bits_not_bytes() {
+        assert_eq!(super::rsa_modulus_bits(&[0x00, 0x80, 0, 0]), 24);
+        assert_eq!(super::rsa_modulus_bits(&[0x7f; 256]), 2047);
+        assert_eq!(super::rsa_modulus_bits(&[0x01, 0xff]), 9);
+        assert_eq!(super::rsa_modulus_bits(&[0, 0]), 0);
+    }
 }
