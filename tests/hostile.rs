@@ -295,3 +295,78 @@ fn a_sha1_self_signed_root_is_not_ct207() {
         text(&o.stdout)
     );
 }
+
+/// Every private key format pre-commit's detect-private-key knows (and PKCS#8,
+/// encrypted PKCS#8), with LF, CRLF and CR-only line ends, alone or after a
+/// certificate: no output of lint (human, json, sarif, github), build or the plugin
+/// carries a line of the key.
+#[test]
+fn no_report_quotes_a_private_key_in_any_format_or_line_ending() {
+    let pki = workspace_root().join("tests/corpus/_pki");
+    let mut keys: Vec<(String, Vec<u8>)> = [
+        "key-rsa.pem",
+        "key-dsa.pem",
+        "key-ec.pem",
+        "key-openssh.pem",
+        "key-pkcs8.pem",
+        "key-pkcs8-encrypted.pem",
+        "key-putty.ppk",
+        "key-ssh2.pem",
+        "key-pgp.asc",
+        "key-openvpn.key",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), std::fs::read(pki.join(n)).unwrap()))
+    .collect();
+    keys.push((
+        "putty-v2".into(),
+        std::fs::read(workspace_root().join("tests/corpus/private-key-putty-v2/root.pem")).unwrap(),
+    ));
+    let cert = std::fs::read(pki.join("root-01.pem")).unwrap();
+    let markers = catrust::pem::PRIVATE_KEY_MARKERS;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    write_repo(repo, "    - name: corp-root\n      file: root.pem\n");
+    let mut checked = 0;
+    for (name, key) in &keys {
+        let key = String::from_utf8(key.clone()).unwrap();
+        // What no output may carry: every line of the key but its marker lines.
+        let secret: Vec<&str> = key
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= 12 && !l.starts_with("-----"))
+            .filter(|l| !markers.iter().any(|m| l.contains(m)))
+            .filter(|l| !l.starts_with("---- "))
+            .collect();
+        assert!(!secret.is_empty(), "{name}");
+        for (ending, eol) in [("LF", "\n"), ("CRLF", "\r\n"), ("CR", "\r")] {
+            let key = key.replace('\n', eol);
+            for with_cert in [false, true] {
+                let mut file = if with_cert { cert.clone() } else { Vec::new() };
+                file.extend_from_slice(key.as_bytes());
+                std::fs::write(repo.join("root.pem"), &file).unwrap();
+                let runs = [
+                    catrust(repo, &["lint"]),
+                    catrust(repo, &["lint", "--format", "json"]),
+                    catrust(repo, &["lint", "--format", "sarif"]),
+                    catrust(repo, &["lint", "--format", "github"]),
+                    catrust(repo, &["build", "--out", "out"]),
+                    plugin(repo),
+                ];
+                for o in &runs {
+                    assert_eq!(o.status.code(), Some(1), "{name} {ending}: {o:?}");
+                    let all = text(&o.stdout) + &text(&o.stderr);
+                    assert!(all.contains("CT105"), "{name} {ending}: {all}");
+                    for line in &secret {
+                        assert!(
+                            !all.contains(line),
+                            "{name} {ending} (cert first: {with_cert}) leaks `{line}`:\n{all}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, keys.len() * 3 * 2 * 6);
+}

@@ -195,7 +195,7 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, NotText> {
         }
     }
     Err(NotText {
-        what: "binary data, not PEM text",
+        what: "binary data",
         help: "a certificate file holds `-----BEGIN CERTIFICATE-----` blocks; `file FILE` tells what this one is",
     })
 }
