@@ -370,3 +370,41 @@ fn no_report_quotes_a_private_key_in_any_format_or_line_ending() {
     }
     assert_eq!(checked, keys.len() * 3 * 2 * 6);
 }
+
+/// Terminal control characters from input (a name, a file's stray text, a file name)
+/// reach no terminal raw: human and github output and the plugin's stderr escape them.
+/// A very long name is quoted as a bounded excerpt.
+#[test]
+fn control_characters_and_long_names_are_escaped_and_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let long = "n".repeat(1_000_000);
+    write_repo(
+        repo,
+        &format!(
+            "    - name: \"corp\\e]0;owned\\a\\e[2J\"\n      file: \"odd\\e[31m.pem\"\n    - name: {long}\n      file: root.pem\n"
+        ),
+    );
+    let mut pem = b"\x1b[2J\x1b]0;title\x07 stray text \xc2\x9b31m\n".to_vec();
+    pem.extend(std::fs::read(repo.join("root.pem")).unwrap());
+    std::fs::write(repo.join("root.pem"), &pem).unwrap();
+    std::fs::write(repo.join("odd\x1b[31m.pem"), &pem).unwrap();
+    for o in [
+        catrust(repo, &["lint"]),
+        catrust(repo, &["lint", "--format", "github"]),
+        catrust(repo, &["build", "--out", "out"]),
+        plugin(repo),
+    ] {
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        for stream in [&o.stdout, &o.stderr] {
+            let s = text(stream);
+            assert!(
+                !s.contains(['\x1b', '\x07', '\u{9b}']),
+                "raw control character in:\n{s}"
+            );
+            assert!(s.len() < 100_000, "{} bytes of output", s.len());
+        }
+        let all = text(&o.stdout) + &text(&o.stderr);
+        assert!(all.contains("CT004") && all.contains("CT208"), "{all}");
+    }
+}
