@@ -115,6 +115,15 @@ fn deep_nesting_is_a_coded_error_in_lint_build_and_the_plugin() {
             );
         }
         assert!(!repo.join("out").exists());
+        // Release-like and worse: a 512 KiB stack, the least a debug build needs for
+        // any file (the release build overflowed its 8 MiB at 20,000 levels).
+        let o = run(Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -s 512 && exec \"$0\" lint")
+            .arg(bin("catrust"))
+            .current_dir(&repo));
+        assert_eq!(o.status.code(), Some(1), "{name} with a small stack: {o:?}");
+        assert!(text(&o.stdout).contains("CT001"), "{name}");
         let o = plugin(&repo);
         assert_eq!(o.status.code(), Some(1), "{name} plugin: {o:?}");
         assert!(
