@@ -417,3 +417,27 @@ fn control_characters_and_long_names_are_escaped_and_bounded() {
         assert!(all.contains("CT004") && all.contains("CT208"), "{all}");
     }
 }
+
+/// A committed certificate file over the cap is refused from its size in the object
+/// header (`lint --rev`, `--staged`), like a file on disk.
+#[test]
+fn an_oversized_git_blob_is_ct005_naming_the_cap() {
+    let g = catrust_tests::gitrepo::GitRepo::init();
+    write_repo(g.path(), "    - name: corp-root\n      file: big.pem\n");
+    let mut big = std::fs::read(g.join("root.pem")).unwrap();
+    big.resize(catrust::source::MAX_FILE_BYTES as usize + 1, b'\n');
+    g.write("big.pem", &big);
+    g.commit_all("big", catrust_tests::gitrepo::now());
+    for args in [
+        &["lint", "--rev", "HEAD", "--format", "json"][..],
+        &["lint", "--staged", "--format", "json"],
+    ] {
+        let o = catrust(g.path(), args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {o:?}");
+        let s = text(&o.stdout);
+        assert!(
+            s.contains("CT005") && s.contains("larger than 4 MiB"),
+            "{s}"
+        );
+    }
+}
