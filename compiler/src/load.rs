@@ -144,7 +144,10 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                         Code::Ct103,
                         format!("authority `{}`: no certificate found", authority.name.value),
                     )
-                    .at(&file_name, place(Span::new(0, text.len().min(1))))
+                    .at(
+                        &file_name,
+                        place(Span::new(0, text.chars().next().map_or(0, char::len_utf8))),
+                    )
                     .with_help(
                         "the source must hold at least one `-----BEGIN CERTIFICATE-----` block",
                     ),

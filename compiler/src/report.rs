@@ -67,9 +67,8 @@ impl miette::Diagnostic for Report<'_> {
         // base64 run would quote all of it.
         let span = location.span;
         let text = self.source.as_ref()?.inner();
-        let first_line_end = text[span.start.min(text.len())..]
-            .find('\n')
-            .map_or(text.len(), |i| span.start + i);
+        let start = crate::span::floor_char_boundary(text, span.start.min(text.len()));
+        let first_line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let span = crate::span::Span::new(span.start, span.end.min(first_line_end));
         Some(Box::new(std::iter::once(
             LabeledSpan::new_primary_with_span(
@@ -118,12 +117,13 @@ fn quotable(file: &SourceFile) -> Option<String> {
 /// Whether the lines a report would show around `span` (one before, one after) are
 /// all short enough to quote.
 fn short_lines_around(text: &str, span: crate::span::Span) -> bool {
-    let start = span.start.min(text.len());
+    let floor = |i: usize| crate::span::floor_char_boundary(text, i.min(text.len()));
+    let start = floor(span.start);
     let before = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let before = text[..before.saturating_sub(1)]
         .rfind('\n')
         .map_or(0, |i| i + 1);
-    let end = span.end.clamp(start, text.len());
+    let end = floor(span.end).max(start);
     let mut after = end;
     for _ in 0..2 {
         after = text[after..]
@@ -133,6 +133,24 @@ fn short_lines_around(text: &str, span: crate::span::Span) -> bool {
     text[before..after.min(text.len())]
         .split('\n')
         .all(|l| l.len() <= MAX_QUOTED_LINE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Diagnostic;
+    use crate::rules::Code;
+
+    /// Fuzz finding: a span inside a multi-byte character (a byte order mark).
+    #[test]
+    fn spans_inside_a_character_are_quoted_without_panicking() {
+        let mut sources = Sources::default();
+        sources.add(SourceFile::new("a.pem", "\u{feff}hello\n"));
+        let d = Diagnostic::new(Code::Ct103, "no certificate")
+            .at("a.pem", crate::span::Span::new(1, 2));
+        let out = human(&[d], &sources, false);
+        assert!(out.contains("CT103"), "{out}");
+    }
 }
 
 /// Renders findings for a person. `color` should be true only on a terminal.
