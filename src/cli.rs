@@ -439,7 +439,7 @@ fn inspect_files(files: &[PathBuf], format: TableFormat) -> i32 {
     let mut rows = Vec::new();
     let mut failed = false;
     for path in files {
-        match std::fs::read(path) {
+        match catrust::source::read_regular(path, &path.display().to_string()) {
             Ok(bytes) => {
                 let (found, errors) = inspect::inspect_pem(&path.display().to_string(), &bytes);
                 for e in errors {
@@ -448,7 +448,7 @@ fn inspect_files(files: &[PathBuf], format: TableFormat) -> i32 {
                 }
                 rows.extend(found);
             }
-            Err(e) => return usage_error(format!("{}: {e}", path.display())),
+            Err(e) => return usage_error(e.to_string()),
         }
     }
     match format {
@@ -494,9 +494,9 @@ fn init(from: &[PathBuf], file: &Path, force: bool) -> i32 {
         .unwrap_or(Path::new("."));
     let mut inputs = Vec::new();
     for pem in from {
-        let bytes = match std::fs::read(pem) {
+        let bytes = match catrust::source::read_regular(pem, &pem.display().to_string()) {
             Ok(b) => b,
-            Err(e) => return usage_error(format!("{}: {e}", pem.display())),
+            Err(e) => return usage_error(e.to_string()),
         };
         let relative = relative_path(base, pem);
         inputs.push((relative, bytes));

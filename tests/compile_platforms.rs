@@ -393,7 +393,7 @@ fn openshift_limits_are_refused_with_their_codes() {
         (
             "registries: [models.corp.example, registry.corp.example:5000]",
             "registries: [\"[::1]:5000\"]",
-            &["CT006"],
+            &["CT522"],
         ),
         (
             "      file: certs/proxy-ca.pem\n",

@@ -109,7 +109,7 @@ fn describe_key(spki: &SubjectPublicKeyInfo) -> (String, Option<usize>) {
     let alg = spki.algorithm.algorithm.to_id_string();
     match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size();
+            let bits = rsa_modulus_bits(rsa.modulus);
             (format!("RSA {bits}"), Some(bits))
         }
         Ok(x509_parser::public_key::PublicKey::EC(_)) => {
@@ -135,6 +135,16 @@ fn describe_key(spki: &SubjectPublicKeyInfo) -> (String, Option<usize>) {
     }
 }
 
+/// The exact bit length of an RSA modulus (big-endian, maybe with a leading zero
+/// byte): a 2047-bit key is 2047, not the 2040 that counting bytes gives.
+fn rsa_modulus_bits(modulus: &[u8]) -> usize {
+    let digits: &[u8] = match modulus.iter().position(|b| *b != 0) {
+        Some(i) => &modulus[i..],
+        None => return 0,
+    };
+    digits.len() * 8 - digits[0].leading_zeros() as usize
+}
+
 /// RFC 3339 UTC timestamp, as outputs and reports show dates.
 pub fn format_time(unix: i64) -> String {
     ::time::OffsetDateTime::from_unix_timestamp(unix)
@@ -144,4 +154,15 @@ pub fn format_time(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rsa_sizes_count_bits_not_bytes() {
+        assert_eq!(super::rsa_modulus_bits(&[0x00, 0x80, 0, 0]), 24);
+        assert_eq!(super::rsa_modulus_bits(&[0x7f; 256]), 2047);
+        assert_eq!(super::rsa_modulus_bits(&[0x01, 0xff]), 9);
+        assert_eq!(super::rsa_modulus_bits(&[0, 0]), 0);
+    }
 }

@@ -20,11 +20,69 @@ pub struct Diagnostic {
     pub location: Option<Location>,
 }
 
+/// The most characters of input a message quotes in one excerpt.
+pub const MAX_EXCERPT: usize = 80;
+
+/// Input text as a message may quote it: control characters escaped (`\u{1b}`), at
+/// most [`MAX_EXCERPT`] characters (then `…`).
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_EXCERPT {
+            out.push('…');
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// `c`, or its escape when it is a control character a terminal would act on.
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    {
+        out.extend(c.escape_unicode());
+    } else {
+        out.push(c);
+    }
+}
+
+/// A message or help line as reports carry it: control characters escaped, every
+/// backquoted excerpt cut to [`MAX_EXCERPT`] characters, and the whole to 1,000.
+pub fn bounded(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&excerpt(part));
+        } else {
+            part.chars().for_each(|c| push_escaped(&mut out, c));
+        }
+    }
+    if out.chars().count() > 1_000 {
+        out = out.chars().take(999).collect::<String>() + "…";
+    }
+    out
+}
+
+/// `text` with every backquoted excerpt replaced by `…`: for findings about a file
+/// that holds a private key, whose text no report may quote.
+pub fn without_quotes(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 impl Diagnostic {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
-            message: message.into(),
+            message: bounded(&message.into()),
             help: None,
             location: None,
         }
@@ -39,7 +97,7 @@ impl Diagnostic {
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(&help.into()));
         self
     }
 
@@ -74,6 +132,31 @@ impl Sources {
     pub fn line_col(&self, location: &Location) -> Option<(usize, usize)> {
         self.get(&location.file)
             .map(|f| f.line_col(location.span.start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_quote_bounded_escaped_excerpts() {
+        let long = "x".repeat(10_000_000);
+        let d = Diagnostic::new(
+            Code::Ct004,
+            format!("authority name `{long}` is not a DNS label"),
+        );
+        assert_eq!(
+            d.message,
+            format!(
+                "authority name `{}…` is not a DNS label",
+                "x".repeat(MAX_EXCERPT)
+            )
+        );
+        let d = Diagnostic::new(Code::Ct004, "name `a\u{1b}[31mred\r\u{9b}` bad\u{7}");
+        assert_eq!(d.message, "name `a\\u{1b}[31mred\\u{d}\\u{9b}` bad\\u{7}");
+        assert_eq!(without_quotes("a `secret` b `x`"), "a `…` b `…`");
+        assert!(bounded(&"y".repeat(5_000)).chars().count() <= 1_000);
     }
 }
 

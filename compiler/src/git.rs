@@ -188,12 +188,19 @@ fn tree_lookup<'a, 'b>(tree: &'a git2::Tree<'b>) -> impl Fn(&str, bool) -> Optio
 }
 
 fn blob_bytes(repo: &Repository, id: Oid, shown: &str) -> Result<Vec<u8>, SourceError> {
+    let err = |e: git2::Error| SourceError::Io {
+        path: shown.into(),
+        message: e.message().into(),
+    };
+    // The object header gives the size without inflating the blob.
+    let (size, _) = repo
+        .odb()
+        .and_then(|odb| odb.read_header(id))
+        .map_err(err)?;
+    crate::source::check_size(size as u64, shown)?;
     repo.find_blob(id)
         .map(|b| b.content().to_vec())
-        .map_err(|e| SourceError::Io {
-            path: shown.into(),
-            message: e.message().into(),
-        })
+        .map_err(err)
 }
 
 fn shown(shown_root: &Path, repo_path: &str) -> String {
@@ -433,7 +440,7 @@ impl<'r> StateReader<'r> {
         self.configs
             .entry((blob, path.to_string()))
             .or_insert_with(|| {
-                let bytes = repo.find_blob(blob).ok()?.content().to_vec();
+                let bytes = blob_bytes(repo, blob, path).ok()?;
                 let text = String::from_utf8(bytes).ok()?;
                 let file = crate::span::SourceFile::new(path.to_string(), text);
                 let (config, _) = crate::parse::parse(&file);
@@ -492,10 +499,7 @@ impl<'r> StateReader<'r> {
             let fps = self
                 .certs
                 .entry(id)
-                .or_insert_with(|| {
-                    let blob = repo.find_blob(id).ok()?;
-                    fingerprints(blob.content()).map(Rc::new)
-                })
+                .or_insert_with(|| fingerprints(&blob_bytes(repo, id, "").ok()?).map(Rc::new))
                 .clone()?;
             out.extend(fps.iter().cloned());
         }

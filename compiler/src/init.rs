@@ -97,7 +97,8 @@ fn label_for(subject: &str, fallback: &str) -> String {
 pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
     let mut authorities: Vec<Authority> = Vec::new();
     for (path, bytes) in inputs {
-        let text = String::from_utf8_lossy(bytes);
+        let text = pem::decode_text(bytes)
+            .map_err(|not| format!("{path} is {}: {}", not.what, not.help))?;
         let scan = pem::scan(&text);
         if let Some(f) = scan
             .findings
@@ -121,7 +122,13 @@ pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
             .split('.')
             .next()
             .unwrap_or("ca");
-        let mut name = label_for(&first.subject, stem);
+        // A file of several certificates is named after the file (its first CN names
+        // only one of them); a single certificate after its CN.
+        let mut name = if infos.len() > 1 {
+            label_for("", stem)
+        } else {
+            label_for(&first.subject, stem)
+        };
         let base = name.clone();
         let mut n = 2;
         while authorities.iter().any(|a| a.name == name) {
@@ -139,6 +146,16 @@ pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
             },
         });
     }
+    // AKS takes at most 10 certificates in its cluster list (CT301): more go to the
+    // Secret only, so that the starter file always passes `catrust lint`.
+    let certificates: usize = authorities
+        .iter()
+        .map(|a| match &a.sha256 {
+            Pins::One(_) => 1,
+            Pins::Many(p) => p.len(),
+        })
+        .sum();
+    let certificates_file = certificates <= crate::lint::AKS_MAX_CERTIFICATES;
     let starter = Starter {
         api_version: crate::config::API_VERSION,
         kind: crate::config::KIND,
@@ -151,7 +168,7 @@ pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
                 aks: Aks {
                     resource_group: "my-resource-group",
                     cluster: "my-cluster",
-                    certificates_file: true,
+                    certificates_file,
                     secret: false,
                 },
             },

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::cert::{self, CertInfo};
 use crate::pem;
-use crate::rules::Severity;
+use crate::rules::{Code, Severity};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,7 +36,20 @@ impl Row {
 
 /// The certificates of one PEM text, and the error-severity problems found reading it.
 pub fn inspect_pem(name: &str, bytes: &[u8]) -> (Vec<Row>, Vec<String>) {
-    let text = String::from_utf8_lossy(bytes);
+    let text = match pem::decode_text(bytes) {
+        Ok(text) => text,
+        Err(not) => {
+            return (
+                Vec::new(),
+                vec![format!(
+                    "{name}: {} {} ({})",
+                    Code::Ct103,
+                    not.what,
+                    not.help
+                )],
+            )
+        }
+    };
     let scan = pem::scan(&text);
     let errors = scan
         .findings

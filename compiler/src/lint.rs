@@ -19,6 +19,7 @@ pub fn lint(loaded: &Loaded, now: i64) -> Vec<Diagnostic> {
     if let Some(config) = &loaded.config {
         let file = loaded.config_file.as_str();
         names(config, loaded, file, &mut out);
+        pools(config, file, &mut out);
         pins(config, loaded, file, &mut out);
         certificates(config, loaded, now, &mut out);
         distrust(config, loaded, file, &mut out);
@@ -83,6 +84,37 @@ fn names(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagno
                     format!("certificate name `{}` is longer than 63 characters", c.name),
                 )
                 .at(file, config.authorities[c.authority].name.span),
+            );
+        }
+    }
+}
+
+/// Whether `value` is a Kubernetes label value: at most 63 characters of
+/// `[A-Za-z0-9._-]`, beginning and ending with a letter or digit. Pool names are matched
+/// against a node label and become part of output file names.
+pub fn is_label_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+fn pools(config: &TrustConfig, file: &str, out: &mut Vec<Diagnostic>) {
+    for a in &config.authorities {
+        for pool in a.pools.iter().filter(|p| !is_label_value(&p.value)) {
+            out.push(
+                Diagnostic::new(
+                    Code::Ct008,
+                    format!(
+                        "pool `{}` of authority `{}` is not a Kubernetes label value",
+                        pool.value, a.name.value
+                    ),
+                )
+                .at(file, pool.span)
+                .with_help("a pool is the value of the node pool label: at most 63 letters, digits, `-`, `_` or `.`, beginning and ending with a letter or digit, such as `gpu`"),
             );
         }
     }
@@ -212,7 +244,9 @@ fn certificates(config: &TrustConfig, loaded: &Loaded, now: i64, out: &mut Vec<D
                 format!("`{}` has a {bits}-bit RSA key", c.name),
             )));
         }
-        if i.weak_signature {
+        // A trust anchor's self-signature is never verified (the trust comes from
+        // the store), so it only matters for a certificate some other CA signed.
+        if i.weak_signature && !i.self_signed {
             out.push(at(Diagnostic::new(
                 Code::Ct207,
                 format!("`{}` is signed with {}", c.name, i.signature),
@@ -395,6 +429,31 @@ fn aks(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut Vec<Diagnost
                 .at(file, first.span)
                 .with_help("add `targets: [agent]` to the authority: the agent installs it on these pools only, and the AKS cluster list leaves it out"),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names_are_label_values() {
+        for ok in ["gpu", "nodepool1", "A.b_c-9", &"a".repeat(63)] {
+            assert!(is_label_value(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/../../../../x",
+            "..",
+            "a/b",
+            "-a",
+            "a.",
+            &"a".repeat(64),
+            "a b",
+            "é",
+        ] {
+            assert!(!is_label_value(bad), "{bad}");
         }
     }
 }

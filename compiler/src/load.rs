@@ -66,18 +66,34 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
         for (index, authority) in config.authorities.iter().enumerate() {
             let (file_name, text, offset_span) = match &authority.source {
                 CertSource::Pem(pem) => (config_file.clone(), pem.value.clone(), Some(pem.span)),
+                CertSource::File(path) if path.value.trim().is_empty() => {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::Ct005,
+                            format!("authority `{}`: `file` is empty", authority.name.value),
+                        )
+                        .at(&config_file, path.span)
+                        .with_help(
+                            "name the certificate file, relative to the folder of trust.yaml",
+                        ),
+                    );
+                    continue;
+                }
                 CertSource::File(path) => {
                     let read = repo_join(base, &path.value)
                         .ok_or_else(|| SourceError::Escapes(path.value.clone()))
                         .and_then(|p| source.read(&p).map(|b| (source.display_path(&p), b)));
                     match read {
-                        Ok((shown, bytes)) => match String::from_utf8(bytes) {
+                        Ok((shown, bytes)) => match pem::decode_text(&bytes) {
                             Ok(text) => (shown, text, None),
-                            Err(_) => {
+                            Err(not) => {
                                 diagnostics.push(
-                                    Diagnostic::new(Code::Ct103, format!("{shown} is not text (a DER file?)"))
-                                        .at(&config_file, path.span)
-                                        .with_help("convert it to PEM: `openssl x509 -inform DER -in FILE -out FILE.pem`"),
+                                    Diagnostic::new(
+                                        Code::Ct103,
+                                        format!("{shown} is {}, not PEM text", not.what),
+                                    )
+                                    .at(&config_file, path.span)
+                                    .with_help(not.help),
                                 );
                                 continue;
                             }
@@ -86,7 +102,9 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                             let help = match e {
                                 SourceError::Escapes(_) => "certificate files must be inside the repository, named relative to trust.yaml",
                                 SourceError::NotFound(_) => "check the path: it is relative to the folder of trust.yaml",
-                                SourceError::Io { .. } => "check the file's permissions",
+                                SourceError::NotAFile { .. } => "`file` must name a regular file holding PEM certificates",
+                                SourceError::TooLarge(_) => "a CA certificate file is a few KB (the whole Mozilla set is 220 KB): commit only the CA certificates",
+                                SourceError::Io { .. } => "check that catrust can read the file (permissions, a broken link)",
                             };
                             diagnostics.push(
                                 Diagnostic::new(
@@ -126,7 +144,10 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
                         Code::Ct103,
                         format!("authority `{}`: no certificate found", authority.name.value),
                     )
-                    .at(&file_name, place(Span::new(0, text.len().min(1))))
+                    .at(
+                        &file_name,
+                        place(Span::new(0, text.chars().next().map_or(0, char::len_utf8))),
+                    )
                     .with_help(
                         "the source must hold at least one `-----BEGIN CERTIFICATE-----` block",
                     ),
@@ -166,6 +187,18 @@ pub fn load(source: &dyn Source, config_path: &str) -> Result<Loaded, SourceErro
             if offset_span.is_none() {
                 sources.add(SourceFile::new(file_name, text));
             }
+        }
+    }
+    // No finding about a file that holds a private key quotes its text (CT105 quotes
+    // only the marker, from catrust's own list).
+    for d in &mut diagnostics {
+        let secret = d.location.as_ref().is_some_and(|l| {
+            sources
+                .get(&l.file)
+                .is_some_and(|f| pem::holds_private_key(&f.text))
+        });
+        if secret && d.code != Code::Ct105 {
+            d.message = crate::diag::without_quotes(&d.message);
         }
     }
     Ok(Loaded {

@@ -24,6 +24,10 @@ use crate::render::{Rendered, LOCK_FILE};
 pub enum OutputError {
     #[error("refusing to replace {0}: it exists and is not a catrust output (no {LOCK_FILE}); choose an empty or new folder")]
     NotOurs(PathBuf),
+    #[error("refusing to write {0:?}: an output path must be a plain relative path (no `..`, `.`, empty or absolute part)")]
+    UnsafePath(String),
+    #[error(transparent)]
+    Read(#[from] crate::source::SourceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -54,8 +58,20 @@ pub fn replaceable(dir: &Path) -> Result<(), OutputError> {
     }
 }
 
-/// Writes `rendered` as the folder `dir`, atomically.
+/// Whether `rel` is a plain relative path that stays under the folder it is joined
+/// to: `/`-separated parts, none empty, `.` or `..`, no backslash or NUL.
+pub fn is_plain_relative(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.contains(['\\', '\0'])
+        && rel.split('/').all(|part| !matches!(part, "" | "." | ".."))
+}
+
+/// Writes `rendered` as the folder `dir`, atomically. Every path is checked before
+/// anything is written: one unsafe path and nothing is written at all.
 pub fn write(dir: &Path, rendered: &Rendered) -> Result<(), OutputError> {
+    if let Some(bad) = rendered.files.keys().find(|p| !is_plain_relative(p)) {
+        return Err(OutputError::UnsafePath(bad.clone()));
+    }
     replaceable(dir)?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -223,8 +239,47 @@ pub fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, OutputErro
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".j2") {
             let path = entry.path();
-            out.insert(name, fs::read_to_string(&path).map_err(io(&path))?);
+            let shown = path.display().to_string();
+            let bytes = crate::source::read_regular(&path, &shown)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            out.insert(name, text);
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_written() {
+        for ok in ["kustomization.yaml", "agent/daemonset-gpu.yaml", "a..b/c"] {
+            assert!(is_plain_relative(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/x",
+            "agent/daemonset-/../../../../x.yaml",
+            "../x",
+            "a//b",
+            "./a",
+            "a/",
+            "a\\..\\b",
+            "a\0b",
+        ] {
+            assert!(!is_plain_relative(bad), "{bad}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rendered = Rendered::default();
+        rendered.files.insert("ok.yaml".into(), b"x".to_vec());
+        rendered
+            .files
+            .insert("agent/../../escape.yaml".into(), b"x".to_vec());
+        let out = tmp.path().join("sub/out");
+        let err = write(&out, &rendered).unwrap_err();
+        assert!(matches!(err, OutputError::UnsafePath(_)), "{err}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
 }

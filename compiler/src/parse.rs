@@ -109,6 +109,23 @@ impl<'a> Cx<'a> {
     }
 
     fn document(&mut self) -> Option<TrustConfig> {
+        if let Some(at) = too_deep(self.text) {
+            let at = self.index.byte(at);
+            let end = self.text[at..]
+                .find('\n')
+                .map_or(self.text.len(), |i| at + i)
+                .min(at + 80);
+            let end = crate::span::floor_char_boundary(self.text, end);
+            self.error(
+                Code::Ct001,
+                Span::new(at, end.max(at)),
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            )
+            .help = Some(format!(
+                "trust.yaml needs fewer than 10 levels; a file nested deeper than {MAX_DEPTH} is refused before it is read"
+            ));
+            return None;
+        }
         let docs = match MarkedYaml::load_from_str(self.text) {
             Ok(docs) => docs,
             Err(e) => {
@@ -815,6 +832,33 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// The deepest nesting of mappings and sequences trust.yaml may have. Its own
+/// structure needs 6 levels; the limit leaves room for copied Kubernetes metadata.
+pub const MAX_DEPTH: usize = 64;
+
+/// The character index of the first collection nested deeper than [`MAX_DEPTH`].
+/// Reads saphyr-parser's events (a loop with an explicit state stack, no recursion),
+/// so a hostile file never becomes a tree that saphyr would build or drop
+/// recursively. Syntax errors are left to the tree loader, which reports them.
+fn too_deep(text: &str) -> Option<usize> {
+    use saphyr_parser::{Event, Parser};
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(span.start.index());
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn parse_int_or_percent(s: &str) -> Option<IntOrPercent> {
     match s.strip_suffix('%') {
         Some(p) => p
@@ -909,6 +953,31 @@ spec:
         let (_, diags) = parse_str(&text);
         let codes: Vec<_> = diags.iter().map(|d| d.code).collect();
         assert!(codes.contains(&Code::Ct006), "{diags:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_ct001_without_building_the_tree() {
+        for depth in [MAX_DEPTH + 1, 200, 20_000, 200_000] {
+            let block = format!("x-nest:\n  {}x\n", "- ".repeat(depth));
+            let flow = format!("x-nest: {}x{}\n", "[".repeat(depth), "]".repeat(depth));
+            for (text, style) in [(block, "block"), (flow, "flow")] {
+                let (config, diags) = parse_str(&text);
+                assert!(config.is_none());
+                assert_eq!(diags.len(), 1, "{diags:?}");
+                assert_eq!(diags[0].code, Code::Ct001);
+                // saphyr's scanner stops flow nesting at 255 on its own, before any
+                // event (and so before any tree) exists.
+                let expected = if style == "flow" && depth > 255 {
+                    "recursion limit exceeded"
+                } else {
+                    "nesting deeper than 64 levels"
+                };
+                assert_eq!(diags[0].message, expected, "{style} {depth}");
+            }
+        }
+        let ok = format!("x:\n  {}x\n", "- ".repeat(MAX_DEPTH - 1));
+        let (_, diags) = parse_str(&ok);
+        assert!(diags.iter().all(|d| d.code != Code::Ct001), "{diags:?}");
     }
 
     #[test]

@@ -59,18 +59,78 @@ struct Line<'t> {
     text: &'t str,
 }
 
+/// Splits at LF, CRLF and a lone CR (old Mac files, and what some copy-paste leaves).
+/// A UTF-8 byte order mark is not part of the first line's text.
 fn lines(text: &str) -> Vec<Line<'_>> {
     let mut out = Vec::new();
     let mut start = 0;
-    for raw in text.split_inclusive('\n') {
-        let content = raw.trim_end_matches(['\n', '\r']);
-        out.push(Line {
-            span: Span::new(start, start + content.len()),
-            text: content.trim_end(),
-        });
-        start += raw.len();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'\n' => Some(i + 1),
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => Some(i + 2),
+            b'\r' => Some(i + 1),
+            _ => None,
+        };
+        if let Some(next) = end {
+            out.push(line(text, start, i));
+            start = next;
+            i = next;
+        } else {
+            i += 1;
+        }
+    }
+    if start < text.len() {
+        out.push(line(text, start, text.len()));
     }
     out
+}
+
+fn line(text: &str, start: usize, end: usize) -> Line<'_> {
+    let content = &text[start..end];
+    let content = if start == 0 {
+        content.strip_prefix(BOM).unwrap_or(content)
+    } else {
+        content
+    };
+    Line {
+        span: Span::new(start, end),
+        text: content.trim_end(),
+    }
+}
+
+const BOM: char = '\u{feff}';
+
+/// Whether `text` holds a private key marker anywhere: then no report may quote any
+/// of its text.
+pub fn holds_private_key(text: &str) -> bool {
+    PRIVATE_KEY_MARKERS.iter().any(|m| text.contains(m))
+}
+
+/// The spans of every line inside a PEM block (after a BEGIN line, up to its END line
+/// or the end of the text): what reports must never quote.
+pub fn block_bodies(text: &str) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in lines(text) {
+        if begin_label(line.text).is_some() {
+            inside = true;
+        } else if end_label(line.text).is_some() {
+            inside = false;
+        } else if inside {
+            out.push(line.span);
+        }
+    }
+    out
+}
+
+/// Labels of blocks that hold one DER certificate: OpenSSL reads all three.
+fn certificate_label(label: &str) -> bool {
+    matches!(
+        label,
+        "CERTIFICATE" | "TRUSTED CERTIFICATE" | "X509 CERTIFICATE"
+    )
 }
 
 fn begin_label(line: &str) -> Option<&str> {
@@ -85,6 +145,61 @@ fn end_label(line: &str) -> Option<&str> {
         .strip_suffix("-----")
 }
 
+/// Why a certificate file is not PEM text, with the command that converts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotText {
+    /// What the file is ("a DER certificate", …).
+    pub what: &'static str,
+    pub help: &'static str,
+}
+
+/// DER of the PKCS#7 signedData content type (1.2.840.113549.1.7.2), as a .p7b starts.
+const PKCS7_SIGNED_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+];
+
+/// The text of a certificate file, or what it is instead: UTF-16 text (Windows
+/// editors and PowerShell's `>`), a DER certificate or a DER PKCS#7 bundle (what
+/// Windows exports), or other binary data. Each comes with the exact converting command.
+pub fn decode_text(bytes: &[u8]) -> Result<String, NotText> {
+    let head = &bytes[..bytes.len().min(64)];
+    let utf16 = bytes.starts_with(&[0xff, 0xfe])
+        || bytes.starts_with(&[0xfe, 0xff])
+        || (head.len() >= 8
+            && (head.iter().step_by(2).all(|b| *b == 0)
+                || head.iter().skip(1).step_by(2).all(|b| *b == 0)));
+    if utf16 {
+        return Err(NotText {
+            what: "UTF-16 text",
+            help: "convert it to UTF-8: `iconv -f UTF-16 -t UTF-8 FILE > FILE.pem`",
+        });
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_string());
+    }
+    if bytes.first() == Some(&0x30) {
+        if matches!(x509_parser::parse_x509_certificate(bytes), Ok(([], _))) {
+            return Err(NotText {
+                what: "a DER (binary) certificate",
+                help: "convert it to PEM: `openssl x509 -inform DER -in FILE -out FILE.pem`",
+            });
+        }
+        if bytes[..bytes.len().min(32)]
+            .windows(PKCS7_SIGNED_DATA.len())
+            .any(|w| w == PKCS7_SIGNED_DATA)
+        {
+            return Err(NotText {
+                what: "a DER PKCS#7 bundle (.p7b)",
+                help: "extract its certificates as PEM: `openssl pkcs7 -inform DER -print_certs -in FILE -out FILE.pem`",
+            });
+        }
+    }
+    Err(NotText {
+        what: "binary data",
+        help: "a certificate file holds `-----BEGIN CERTIFICATE-----` blocks; `file FILE` tells what this one is",
+    })
+}
+
 /// Reads every PEM block of `text`.
 pub fn scan(text: &str) -> PemScan {
     let mut scan = PemScan::default();
@@ -95,7 +210,38 @@ pub fn scan(text: &str) -> PemScan {
         help: help.map(str::to_string),
     };
 
-    if let Some(i) = text.find("\r\n") {
+    let secret = holds_private_key(text);
+    // A label as messages may quote it: never from a file that holds a key.
+    let shown = |label: &str| {
+        if secret {
+            "…".to_string()
+        } else {
+            crate::diag::excerpt(label)
+        }
+    };
+    if text.starts_with(BOM) {
+        scan.findings.push(finding(
+            Code::Ct108,
+            Span::new(0, BOM.len_utf8()),
+            "the file starts with a UTF-8 byte order mark (outputs never carry it)".into(),
+            Some("remove it: `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`"),
+        ));
+    }
+    let lone_cr = text
+        .as_bytes()
+        .iter()
+        .enumerate()
+        .find(|&(i, b)| *b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'))
+        .map(|(i, _)| i);
+    if let Some(i) = lone_cr {
+        let line_start = text[..i].rfind(['\n', '\r']).map_or(0, |j| j + 1);
+        scan.findings.push(finding(
+            Code::Ct101,
+            Span::new(line_start, i),
+            "CR line endings (old Mac style; outputs are normalised to LF)".into(),
+            Some("convert the file to LF line endings: `mac2unix FILE` (Debian package dos2unix)"),
+        ));
+    } else if let Some(i) = text.find("\r\n") {
         let line_start = text[..i].rfind('\n').map_or(0, |j| j + 1);
         scan.findings.push(finding(
             Code::Ct101,
@@ -134,7 +280,7 @@ pub fn scan(text: &str) -> PemScan {
             scan.findings.push(finding(
                 Code::Ct107,
                 line.span,
-                format!("`-----BEGIN {label}-----` has no END line"),
+                format!("`-----BEGIN {}-----` has no END line", shown(label)),
                 Some("the block is truncated: export the certificate again"),
             ));
             break;
@@ -148,7 +294,11 @@ pub fn scan(text: &str) -> PemScan {
                 scan.findings.push(finding(
                     Code::Ct107,
                     lines[end].span,
-                    format!("`-----BEGIN {label}-----` ends with `-----END {end_label}-----`"),
+                    format!(
+                        "`-----BEGIN {}-----` ends with `-----END {}-----`",
+                        shown(label),
+                        shown(end_label)
+                    ),
                     None,
                 ));
                 i = end + 1;
@@ -158,7 +308,10 @@ pub fn scan(text: &str) -> PemScan {
                 scan.findings.push(finding(
                     Code::Ct107,
                     line.span,
-                    format!("`-----BEGIN {label}-----` has no END line before the next BEGIN"),
+                    format!(
+                        "`-----BEGIN {}-----` has no END line before the next BEGIN",
+                        shown(label)
+                    ),
                     None,
                 ));
                 i = end;
@@ -167,17 +320,38 @@ pub fn scan(text: &str) -> PemScan {
         }
         let body = &lines[i + 1..end];
         match label {
-            "CERTIFICATE" => {
-                if let Some(cert) = decode_certificate(body, block, &mut scan.findings) {
+            l if certificate_label(l) => {
+                if l != "CERTIFICATE" {
+                    let what = if l == "TRUSTED CERTIFICATE" {
+                        "OpenSSL's TRUSTED CERTIFICATE (a certificate with trust settings; catrust uses the certificate and drops the settings)"
+                    } else {
+                        "the old label X509 CERTIFICATE"
+                    };
+                    scan.findings.push(finding(
+                        Code::Ct109,
+                        block,
+                        format!("`-----BEGIN {l}-----`: {what}"),
+                        Some("write it as a plain certificate: `openssl x509 -in FILE -out FILE.pem`"),
+                    ));
+                }
+                if let Some(cert) = decode_certificate(body, block, l, &mut scan.findings) {
                     scan.certificates.push(cert);
                 }
             }
             // CT105 already reported by marker.
             l if is_key_label(l) => {}
+            "PKCS7" | "CERTIFICATE CHAIN" if !secret => scan.findings.push(finding(
+                Code::Ct104,
+                block,
+                "a PKCS#7 block (a .p7b bundle) is not a certificate".into(),
+                Some(
+                    "extract its certificates: `openssl pkcs7 -print_certs -in FILE -out FILE.pem`",
+                ),
+            )),
             l => scan.findings.push(finding(
                 Code::Ct104,
                 block,
-                format!("a `{l}` block is not a certificate"),
+                format!("a `{}` block is not a certificate", shown(l)),
                 Some("remove the block; trust stores take CA certificates only"),
             )),
         }
@@ -220,53 +394,47 @@ pub fn scan(text: &str) -> PemScan {
             // A key outside PEM blocks (PuTTY, SSH2) is CT105 already; quoting its
             // lines as stray text would copy key material into CI logs.
         } else {
-            // One CT106 per run of neighbouring lines; a line that looks like a
-            // boundary but is not one (`-----BEGIN CERTIFICATE----`) is CT107: the
-            // block it was meant to open would otherwise be dropped silently.
-            let mut run: Option<(usize, Span)> = None;
-            let flush = |run: &mut Option<(usize, Span)>, findings: &mut Vec<PemFinding>| {
-                if let Some((_, span)) = run.take() {
-                    findings.push(finding(
-                        Code::Ct106,
-                        span,
-                        "text outside PEM blocks (not copied to outputs)".into(),
-                        None,
-                    ));
-                }
-            };
+            // One CT106 per file (certifi's cacert.pem has 117 comment blocks), at the
+            // first stray line; a line that looks like a boundary but is not one
+            // (`-----BEGIN CERTIFICATE----`) is CT107: the block it was meant to open
+            // would otherwise be dropped silently.
+            let mut first: Option<Span> = None;
+            let mut stray = 0usize;
+            let mut places = 0usize;
+            let mut last: Option<usize> = None;
             for (index, line) in outside {
-                // Key markers outside blocks (PuTTY, SSH2) are CT105 already, and
-                // their END lines are no malformed certificate boundaries.
-                if PRIVATE_KEY_MARKERS.iter().any(|m| {
-                    line.text.contains(m)
-                        || m.strip_prefix("BEGIN ")
-                            .is_some_and(|rest| line.text.contains(&format!("END {rest}")))
-                }) {
-                    flush(&mut run, &mut scan.findings);
-                    continue;
-                }
                 if looks_like_boundary(line.text) {
-                    flush(&mut run, &mut scan.findings);
                     scan.findings.push(finding(
                         Code::Ct107,
                         line.span,
-                        format!("malformed PEM boundary line `{}`", line.text.trim()),
+                        format!("malformed PEM boundary line `{}`", shown(line.text.trim())),
                         Some("a boundary is exactly `-----BEGIN CERTIFICATE-----` (five dashes each side) on its own line"),
                     ));
+                    last = None;
                     continue;
                 }
-                run = match run {
-                    Some((last, span)) if last + 1 == index => {
-                        Some((index, Span::new(span.start, line.span.end)))
-                    }
-                    other => {
-                        let mut other = other;
-                        flush(&mut other, &mut scan.findings);
-                        Some((index, line.span))
-                    }
-                };
+                if last.is_none_or(|l| l + 1 != index) {
+                    places += 1;
+                }
+                last = Some(index);
+                stray += 1;
+                first = Some(match first {
+                    None => line.span,
+                    Some(f) if places == 1 => Span::new(f.start, line.span.end),
+                    Some(f) => f,
+                });
             }
-            flush(&mut run, &mut scan.findings);
+            if let Some(span) = first {
+                let message = if stray == 1 {
+                    "text outside PEM blocks: 1 line (not copied to outputs)".to_string()
+                } else {
+                    format!(
+                        "text outside PEM blocks: {stray} lines in {places} place(s) (not copied to outputs)"
+                    )
+                };
+                scan.findings
+                    .push(finding(Code::Ct106, span, message, None));
+            }
         }
     }
     scan
@@ -292,6 +460,7 @@ fn looks_like_boundary(line: &str) -> bool {
 fn decode_certificate(
     body: &[Line],
     block: Span,
+    label: &str,
     findings: &mut Vec<PemFinding>,
 ) -> Option<CertBlock> {
     let mut b64 = String::new();
@@ -357,6 +526,16 @@ fn decode_certificate(
             // Only for a block that decodes: a broken one has its CT107 already.
             findings.extend(stray);
             Some(CertBlock { der, span: block })
+        }
+        // A TRUSTED CERTIFICATE is the DER certificate followed by OpenSSL's trust
+        // settings (X509_CERT_AUX).
+        Ok((rest, _)) if label == "TRUSTED CERTIFICATE" => {
+            findings.extend(stray);
+            let len = der.len() - rest.len();
+            Some(CertBlock {
+                der: der[..len].to_vec(),
+                span: block,
+            })
         }
         Ok(_) => {
             findings.push(PemFinding {

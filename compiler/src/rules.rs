@@ -106,6 +106,10 @@ rules! {
         why: "A list where a single value is expected (or the reverse) means the file does not say what its author thinks.",
         fix: "Write the value with the type named in the message: a string, a boolean, a list or a mapping.",
         example: "targets:\n  aks:\n    secret: \"maybe\"   # a boolean is expected";
+    Ct008 = "CT008", Error, "pool name is not a Kubernetes label value",
+        why: "A pool is matched against the node pool label (`poolLabel`), so it must be a label value; it also becomes part of rendered file names (`agent/daemonset-<pools>.yaml`), where `/` or `..` would write outside the output folder.",
+        fix: "Use the node pool's name as the label shows it (`kubectl get nodes -L kubernetes.azure.com/agentpool`): at most 63 letters, digits, `-`, `_` or `.`, beginning and ending with a letter or digit.",
+        example: "authorities:\n  - name: gpu-ca\n    file: gpu.pem\n    pools: [\"/../../x\"]";
     Ct101 = "CT101", Warning, "CRLF line endings",
         why: "The AKS document's troubleshooting section: certificates with CRLF line ends in custom-ca-trust-secret fail with \"x509: certificate signed by unknown authority\". catrust re-encodes every certificate with LF, so outputs are clean; the warning tells you the source is not.",
         fix: "Convert the file to LF line endings (`dos2unix FILE`, or `git config core.autocrlf input`).",
@@ -134,6 +138,14 @@ rules! {
         why: "A corrupt certificate cannot be trusted or even identified; nodes would skip it.",
         fix: "Export the certificate again from its source; do not edit PEM by hand.",
         example: "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----";
+    Ct108 = "CT108", Warning, "UTF-8 byte order mark at the start of a certificate file",
+        why: "Windows editors save UTF-8 with a byte order mark; catrust reads past it and outputs never carry it, but other tools that read the same file (a shell loop of `openssl x509`, the Azure CLI's split on blank lines) see three stray bytes before the first BEGIN line.",
+        fix: "Remove the mark: `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE` (or save the file as UTF-8 without BOM).",
+        example: "\\xEF\\xBB\\xBF-----BEGIN CERTIFICATE-----";
+    Ct109 = "CT109", Warning, "a certificate under another PEM label (TRUSTED CERTIFICATE, X509 CERTIFICATE)",
+        why: "OpenSSL reads `TRUSTED CERTIFICATE` (a certificate followed by OpenSSL-only trust settings) and the old `X509 CERTIFICATE` label, but most other tools, Go's among them, skip both; catrust installs the certificate (never the trust settings) and says so.",
+        fix: "Rewrite it as a plain certificate: `openssl x509 -in FILE -out FILE.pem`.",
+        example: "-----BEGIN TRUSTED CERTIFICATE-----";
     Ct201 = "CT201", Error, "not a CA: basicConstraints missing or CA:FALSE",
         why: "A leaf certificate in a trust store trusts that one server only, and is usually a mistake (the CA was meant).",
         fix: "Use the issuing CA's certificate (basicConstraints CA:TRUE).",
@@ -158,10 +170,10 @@ rules! {
         why: "Keys under 2048 bits are breakable and rejected by current TLS stacks.",
         fix: "Re-issue the CA with an RSA key of at least 2048 bits, or an EC key.",
         example: "Public-Key: (1024 bit)";
-    Ct207 = "CT207", Warning, "SHA-1 or MD5 signature",
-        why: "These signatures are forgeable; for a self-signed root it matters less (the trust comes from the store), which is why this is a warning.",
-        fix: "Re-issue with a SHA-256 (or stronger) signature.",
-        example: "Signature Algorithm: sha1WithRSAEncryption";
+    Ct207 = "CT207", Warning, "SHA-1 or MD5 signature on a certificate that is not self-signed",
+        why: "These signatures are forgeable: whoever forges one can make a CA that nodes trust. A self-signed root's own signature is never verified (the trust comes from the store), so old Mozilla roots with SHA-1 self-signatures are not reported; an intermediate signed with SHA-1 or MD5 is.",
+        fix: "Have the issuing CA re-issue it with a SHA-256 (or stronger) signature, or trust the root instead.",
+        example: "Signature Algorithm: sha1WithRSAEncryption   # on an intermediate CA";
     Ct208 = "CT208", Error, "the same certificate twice",
         why: "Duplicates count twice against the AKS limit of 10 and make removals ambiguous.",
         fix: "Keep one entry for the certificate.",
@@ -250,6 +262,10 @@ rules! {
         why: "`openshift-config/user-ca-bundle` is the ConfigMap the Proxy's `trustedCA` names and the MCO always reads (key `ca-bundle.crt`); the registry CAs' ConfigMap holds one key per registry. Giving both the same name makes one object overwrite the other.",
         fix: "Leave `registryConfigMap` unset (`catrust-<metadata.name>-registries`) or pick another name.",
         example: "targets:\n  openshift:\n    registryConfigMap: user-ca-bundle";
+    Ct522 = "CT522", Error, "an OpenShift registry that cannot be a ConfigMap key",
+        why: "The `image.config.openshift.io/cluster` `additionalTrustedCA` ConfigMap is keyed by registry: `host`, or `host..port` for `host:port`. A ConfigMap key may hold only letters, digits, `-`, `_` and `.`, so an IPv6 literal such as `[::1]:5000` (valid for the agent and containerd) has no key the API server accepts.",
+        fix: "Name the registry by its DNS name or IPv4 address in trust.yaml, or leave the OpenShift target out of the trust.yaml that has it.",
+        example: "authorities:\n  - name: corp\n    file: corp.pem\n    registries: [\"[::1]:5000\"]\ntargets:\n  openshift: {}";
     Ct531 = "CT531", Error, "`talosVersion` older than 1.8",
         why: "The `TrustedRootsConfig` document exists from Talos 1.8.0 (CHANGELOG 1.8, \"Custom Trusted Roots\"); older releases refuse a machine config that holds it, so the patch could not apply.",
         fix: "Upgrade the cluster to Talos 1.8 or later, and set `talosVersion` to the release of its oldest node. From 1.12 registries use `RegistryTLSConfig`; 1.8 to 1.11 get the legacy `machine.registries` (base64 `ca`).",

@@ -6,7 +6,17 @@
 //! tree, the git index or a commit. The model and the lints never touch the file
 //! system themselves.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+/// The largest file catrust reads: trust.yaml and every certificate file it names (and
+/// `inspect`/`init` inputs). The whole Mozilla set is 220 KB; 4 MiB is far beyond
+/// any real CA file, and small enough that a hostile repository cannot make the
+/// compiler or the Argo CD plugin read gigabytes.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `MAX_FILE_BYTES` as people read it.
+pub const MAX_FILE_SHOWN: &str = "4 MiB";
 
 /// Why a file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +25,10 @@ pub enum SourceError {
     NotFound(String),
     #[error("{0} leaves the repository")]
     Escapes(String),
+    #[error("{path} is {kind}, not a regular file")]
+    NotAFile { path: String, kind: &'static str },
+    #[error("{0} is larger than {MAX_FILE_SHOWN}, the limit for trust.yaml and certificate files")]
+    TooLarge(String),
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
@@ -99,16 +113,70 @@ impl Source for FsSource {
                 real.display()
             )));
         }
-        std::fs::read(&real).map_err(|e| SourceError::Io {
-            path: shown,
-            message: e.to_string(),
-        })
+        read_regular(&real, &shown)
     }
 
     fn display_path(&self, repo_path: &str) -> String {
         let p = self.shown_root.join(repo_path);
         let s = p.to_string_lossy();
         s.strip_prefix("./").unwrap_or(&s).to_string()
+    }
+}
+
+/// Reads the regular file at `path` (named `shown` in errors), at most
+/// [`MAX_FILE_BYTES`]. Folders, FIFOs, devices and sockets are refused without
+/// blocking: the file is opened with `O_NONBLOCK` and checked with `fstat` before
+/// anything is read, and the read itself stops one byte past the cap.
+pub fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>, SourceError> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => SourceError::NotFound(shown.to_string()),
+        _ => SourceError::Io {
+            path: shown.to_string(),
+            message: e.to_string(),
+        },
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        Some("a folder")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if !t.is_file() {
+        Some("not a file")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(SourceError::NotAFile {
+            path: shown.to_string(),
+            kind,
+        });
+    }
+    check_size(meta.len(), shown)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    check_size(bytes.len() as u64, shown)?;
+    Ok(bytes)
+}
+
+/// `Err(TooLarge)` when `len` is over [`MAX_FILE_BYTES`].
+pub fn check_size(len: u64, shown: &str) -> Result<(), SourceError> {
+    if len > MAX_FILE_BYTES {
+        Err(SourceError::TooLarge(shown.to_string()))
+    } else {
+        Ok(())
     }
 }
 
@@ -135,10 +203,12 @@ pub struct MemSource {
 
 impl Source for MemSource {
     fn read(&self, repo_path: &str) -> Result<Vec<u8>, SourceError> {
-        self.files
+        let bytes = self
+            .files
             .get(repo_path)
-            .cloned()
-            .ok_or_else(|| SourceError::NotFound(repo_path.to_string()))
+            .ok_or_else(|| SourceError::NotFound(repo_path.to_string()))?;
+        check_size(bytes.len() as u64, repo_path)?;
+        Ok(bytes.clone())
     }
 }
 
@@ -155,5 +225,45 @@ mod tests {
         assert_eq!(repo_join("", "/etc/ssl/x.pem"), None);
         assert_eq!(repo_dir("a/b/trust.yaml"), "a/b");
         assert_eq!(repo_dir("trust.yaml"), "");
+    }
+
+    #[test]
+    fn only_regular_files_within_the_cap_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = read_regular(&fifo, "fifo").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fifo is a FIFO (named pipe), not a regular file"
+        );
+        let err = read_regular(Path::new("/dev/zero"), "/dev/zero").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SourceError::NotAFile {
+                    kind: "a device",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = read_regular(tmp.path(), "certs").unwrap_err();
+        assert_eq!(err.to_string(), "certs is a folder, not a regular file");
+        let big = tmp.path().join("big.pem");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = read_regular(&big, "big.pem").unwrap_err();
+        assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
+        f.set_len(MAX_FILE_BYTES).unwrap();
+        assert_eq!(
+            read_regular(&big, "big.pem").unwrap().len() as u64,
+            MAX_FILE_BYTES
+        );
     }
 }

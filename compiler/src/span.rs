@@ -62,12 +62,21 @@ impl SourceFile {
         }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset. Lines end at LF,
+    /// CRLF or a lone CR, as the PEM reader splits them.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let b = before.as_bytes();
+        let lone_cr = |i: usize| b[i] == b'\r' && self.text.as_bytes().get(i + 1) != Some(&b'\n');
+        let line = (0..b.len())
+            .filter(|&i| b[i] == b'\n' || lone_cr(i))
+            .count()
+            + 1;
+        let line_start = (0..b.len())
+            .rev()
+            .find(|&i| b[i] == b'\n' || lone_cr(i))
+            .map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
         (line, column)
     }
@@ -84,7 +93,7 @@ impl SourceFile {
     }
 }
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
     }
@@ -133,5 +142,9 @@ mod tests {
         assert_eq!(f.line_offset(2), 3);
         let idx = CharIndex::new(&f.text);
         assert_eq!(idx.byte(4), 5);
+        let cr = SourceFile::new("t", "a\rb\r\nc");
+        assert_eq!(cr.line_col(2), (2, 1));
+        assert_eq!(cr.line_col(4), (2, 3));
+        assert_eq!(cr.line_col(5), (3, 1));
     }
 }

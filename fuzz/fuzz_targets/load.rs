@@ -2,7 +2,8 @@
 //!
 //! The input is split at the first NUL byte: before it is `trust.yaml`, after it the
 //! contents of `a.pem` (and of `certs/b.pem`, so `file:` values naming either exist).
-//! The PEM reader also runs on the whole input on its own.
+//! The PEM reader also runs on the whole input on its own. Asserted: every span lies
+//! inside its file, and no report quotes a base64 line of a file holding a key marker.
 #![no_main]
 
 use catrust::source::MemSource;
@@ -28,8 +29,24 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        let _ = catrust::report::human(&findings, &loaded.sources, false);
-        let _ = catrust::report::json(&findings, &loaded.sources);
+        let human = catrust::report::human(&findings, &loaded.sources, false);
+        let json = catrust::report::json(&findings, &loaded.sources);
+        // No report quotes a line of a file that holds a private key marker: checked
+        // on its base64-looking lines that trust.yaml does not also hold.
+        let pem_text = String::from_utf8_lossy(pem);
+        if catrust::pem::holds_private_key(&pem_text) {
+            let yaml_text = String::from_utf8_lossy(yaml);
+            for line in pem_text.split(['\n', '\r']).map(str::trim) {
+                let base64 = line.len() >= 24
+                    && line
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+                if base64 && !yaml_text.contains(line) {
+                    assert!(!human.contains(line), "human report quotes key line {line}");
+                    assert!(!json.contains(line), "JSON report quotes key line {line}");
+                }
+            }
+        }
         let _ = catrust::sarif::sarif(&findings, &loaded.sources, &loaded.config_file, &|f| {
             f.to_string()
         });

@@ -171,6 +171,21 @@ pub(super) fn lint(config: &TrustConfig, loaded: &Loaded, file: &str, out: &mut 
                 "add an authority",
             ));
         }
+        for r in config.authorities.iter().flat_map(|a| &a.registries) {
+            let key = crate::render::platforms::openshift::registry_key(&r.value);
+            if !is_config_map_key(&key) {
+                out.push(error(
+                    Code::Ct522,
+                    file,
+                    r.span,
+                    format!(
+                        "openshift: registry `{}` cannot be an additionalTrustedCA key (`{key}` is not a ConfigMap key)",
+                        crate::diag::bounded(&r.value)
+                    ),
+                    "name the registry by its DNS name or IPv4 address: OpenShift keys the ConfigMap by `host` or `host..port`",
+                ));
+            }
+        }
         if let Some(n) = &os.registry_config_map {
             name(file, "openshift.registryConfigMap", n, out);
             if n.value == USER_CA_BUNDLE {
