@@ -261,15 +261,8 @@ fn distrust_with_default_cas_warns_and_a_distrusted_authority_is_never_rendered(
                 &format!("  distrust:\n    - sha256: \"{fingerprint}\"\n  targets:\n"),
             )
     });
-    let o = catrust(dir.path(), &["lint", "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let codes: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
-    assert!(codes.contains(&"CT511"), "{report:#}");
+    let (report, codes) = catrust_tests::lint_json(dir.path());
+    assert!(codes.iter().any(|c| c == "CT511"), "{report:#}");
     // Distrusting a listed authority is CT402: nothing renders it.
     let pem = read(&workspace_root().join("examples/trust-manager/certs/proxy-ca.pem"));
     let der = catrust_tests::pki::der_of(
@@ -764,16 +757,7 @@ fn k3s_registries_yaml_validates_and_names_the_ca_files_it_writes() {
 
 #[test]
 fn k3s_without_registries_and_beside_the_agent_are_findings() {
-    let codes = |dir: &Path| -> Vec<String> {
-        let o = catrust(dir, &["lint", "--format", "json"]);
-        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["code"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let codes = |dir: &Path| catrust_tests::lint_json(dir).1;
     let none = variant("k3s", |t| {
         t.replace("      registries: [registry.corp.example:5000]\n", "")
             .replace("      registries: [models.corp.example]\n", "")

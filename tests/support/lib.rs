@@ -136,6 +136,21 @@ pub fn catrust(dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1"))
 }
 
+/// `catrust lint --format json` in `dir`: the report and the code of each finding, in
+/// report order.
+pub fn lint_json(dir: &Path) -> (serde_json::Value, Vec<String>) {
+    let o = catrust(dir, &["lint", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("lint --format json printed no JSON ({e}): {o:?}"));
+    let codes = report["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .map(|f| f["code"].as_str().expect("a code").to_owned())
+        .collect();
+    (report, codes)
+}
+
 /// Every file under `dir` (relative path → bytes), for before/after comparisons.
 pub fn snapshot_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
