@@ -15,7 +15,7 @@ use catrust_tests::agent::{
 use catrust_tests::host::{diff, Node, TestHost};
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::pki::{make_ca, make_server_cert, Issued};
-use catrust_tests::{bin, run};
+use catrust_tests::{assert_ok, bin, run};
 
 /// Test CAs and a TLS server certificate from each.
 struct Pki {
@@ -64,16 +64,6 @@ fn apply_once(flags: &[String], extra: &[&str]) -> Output {
     let mut a = vec!["apply".to_string(), "--once".into()];
     a.extend(args(flags, extra));
     agent(&a.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "catrust-agent failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn uninstall(root: &Path, exec_extra: &[&str]) -> Output {
@@ -183,7 +173,10 @@ fn debian_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h1]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h1]),
+        "catrust-agent",
+    );
     assert!(s_old.trusted_by(&gen), "install: corp-old not trusted");
     assert!(s_sys.trusted_by(&gen) && s_foreign.trusted_by(&gen));
     foreign.check(&h, "install");
@@ -245,7 +238,10 @@ fn debian_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h2]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h2]),
+        "catrust-agent",
+    );
     assert!(
         s_old.trusted_by(&gen) && s_new.trusted_by(&gen),
         "overlap: both CAs trusted"
@@ -263,7 +259,10 @@ fn debian_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h3]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h3]),
+        "catrust-agent",
+    );
     assert!(
         !s_old.trusted_by(&gen),
         "rotate: corp-old still trusted after removal"
@@ -294,7 +293,10 @@ fn debian_install_rotate_distrust_uninstall() {
         ContainerdPolicy::RegistriesOnly,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h4]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h4]),
+        "catrust-agent",
+    );
     assert!(
         !s_sys.trusted_by(&gen),
         "distrust: the system CA is still trusted"
@@ -312,12 +314,15 @@ fn debian_install_rotate_distrust_uninstall() {
 
     // 5. Nothing new: a resync changes nothing and restarts nothing.
     let settled = snap(&h);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h4]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h4]),
+        "catrust-agent",
+    );
     assert_eq!(diff(&settled, &snap(&h)), Vec::<String>::new());
     assert_eq!(restarts(&h), 4);
 
     // 6. Uninstall: exactly what was installed goes, the host is as it was before.
-    assert_ok(&uninstall(h.root(), &[]));
+    assert_ok(&uninstall(h.root(), &[]), "catrust-agent");
     assert!(!s_new.trusted_by(&gen), "uninstall: corp-new still trusted");
     assert!(
         s_sys.trusted_by(&gen),
@@ -372,7 +377,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(s_old.trusted_by(&gen), "install: corp-old not trusted");
     assert!(h
         .path("etc/pki/ca-trust/source/anchors/catrust-corp-old.crt")
@@ -407,7 +412,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         "{reason}"
     );
     std::fs::remove_file(&planted).unwrap();
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(!s_old.trusted_by(&gen) && s_new.trusted_by(&gen), "rotate");
     foreign.check(&h, "rotate");
 
@@ -422,7 +427,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         ContainerdPolicy::Restart,
     );
     vol.write(&files);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(
         !s_sys.trusted_by(&gen),
         "distrust: the system CA is still trusted"
@@ -440,7 +445,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         .is_file());
     foreign.check(&h, "distrust");
 
-    assert_ok(&uninstall(h.root(), &[]));
+    assert_ok(&uninstall(h.root(), &[]), "catrust-agent");
     assert!(!s_new.trusted_by(&gen) && s_sys.trusted_by(&gen) && s_foreign.trusted_by(&gen));
     foreign.check(&h, "uninstall");
     assert_eq!(
@@ -499,7 +504,7 @@ fn refused_inputs_leave_the_host_as_it_was() {
         ContainerdPolicy::Restart,
     );
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(s_old.trusted_by(&gen) && !s_new.trusted_by(&gen));
 
     let cases = [
@@ -677,7 +682,10 @@ fn refused_inputs_leave_the_host_as_it_was() {
 
     // With the bad input gone, the same volume installs.
     vol.write(&v2);
-    assert_ok(&apply_once(&flags, &["--expected-sha256", &h2]));
+    assert_ok(
+        &apply_once(&flags, &["--expected-sha256", &h2]),
+        "catrust-agent",
+    );
     assert!(s_new.trusted_by(&gen));
 }
 
@@ -794,11 +802,11 @@ fn removing_the_last_ca_does_not_leave_a_stale_bundle() {
         ContainerdPolicy::None,
     );
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(s_old.trusted_by(&gen));
     let (empty, _) = bundle(&[], &[], ContainerdPolicy::None);
     vol.write(&empty);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(
         !s_old.trusted_by(&gen),
         "the removed CA is still in the generated bundle"
@@ -827,7 +835,7 @@ fn a_failing_refresh_is_rolled_back() {
         ContainerdPolicy::None,
     );
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     let before = snap(&h);
 
     // An update-ca-certificates that fails, first on PATH.
@@ -924,14 +932,14 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
         ContainerdPolicy::None,
     );
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     let anchor = "usr/local/share/ca-certificates/catrust/catrust-corp-old.crt";
 
     // Someone deletes the agent's anchor and refreshes: the next resync puts it back.
     std::fs::remove_file(h.path(anchor)).unwrap();
     h.refresh();
     assert!(!s_old.trusted_by(&gen));
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(
         s_old.trusted_by(&gen),
         "drift (deleted anchor) not repaired"
@@ -940,7 +948,7 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
 
     // Someone edits it: the agent's own file is rewritten.
     h.write(anchor, "garbage\n");
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert_eq!(
         h.read(anchor),
         v1["corp-old.crt"],
@@ -1038,7 +1046,7 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
         ContainerdPolicy::RegistriesOnly,
     );
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     let out = pull();
     assert!(
         out.contains("x509: certificate signed by unknown authority"),
@@ -1056,7 +1064,7 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
         ContainerdPolicy::RegistriesOnly,
     );
     vol.write(&v2);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert_eq!(
         restarts(&h),
         0,
@@ -1117,11 +1125,11 @@ fn the_host_root_can_be_another_process_root_through_proc() {
     let flags = host_flags(&through_proc, &vol.dir);
     let (v1, hash) = one_ca("corp-old", &p.old, &[], ContainerdPolicy::None);
     vol.write(&v1);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(s_old.trusted_by(&h.generated_bundle()));
     let st = status(h.root(), None);
     assert_eq!(st["installed"], hash, "{st}");
-    assert_ok(&uninstall(&through_proc, &[]));
+    assert_ok(&uninstall(&through_proc, &[]), "catrust-agent");
     assert!(!h.path("var/lib/catrust/state.json").exists());
 }
 
@@ -1164,7 +1172,10 @@ fn debian_anchor_names_cannot_collide_and_old_names_are_migrated() {
         .map(|f| h.read(f))
         .collect();
 
-    assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
+    assert_ok(
+        &apply_once(&host_flags(h.root(), &vol.dir), &[]),
+        "catrust-agent",
+    );
     let link = |name: &str| {
         std::fs::read_link(h.path(&format!("etc/ssl/certs/{name}")))
             .unwrap_or_else(|e| panic!("etc/ssl/certs/{name}: {e}"))
@@ -1229,7 +1240,7 @@ fn the_containerd_config_decides_where_registry_cas_go() {
     let vol = SecretVolume::new(&vols.path().join("bundle"));
     vol.write(&v1);
     let flags = host_flags(h.root(), &vol.dir);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(!h.path("etc/containerd/certs.d").exists());
     assert!(TlsServer::start(&p.leaf_old).trusted_by(&h.generated_bundle()));
     assert_eq!(
@@ -1253,7 +1264,7 @@ fn the_containerd_config_decides_where_registry_cas_go() {
         cfg("/etc/docker/certs.d:/etc/containerd/certs.d"),
     );
     let flags = host_flags(h.root(), &vol.dir);
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     let hosts =
         String::from_utf8(h.read(&format!("etc/docker/certs.d/{registry}/hosts.toml"))).unwrap();
     assert!(hosts.contains("catrust-corp-registry.crt"), "{hosts}");
@@ -1454,7 +1465,7 @@ fn links_out_of_the_host_root_are_refused() {
     std::fs::create_dir_all(h.path("opt/catrust")).unwrap();
     std::os::unix::fs::symlink("../../opt/catrust", h.path("var/lib/catrust")).unwrap();
     let before_out = outside.snapshot();
-    assert_ok(&apply_once(&flags, &[]));
+    assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert!(s_old.trusted_by(&gen));
     assert!(h.path("opt/catrust/state.json").is_file());
     assert_eq!(diff(&before_out, &outside.snapshot()), Vec::<String>::new());
@@ -1484,7 +1495,10 @@ fn os_release_is_read_under_the_host_root() {
         let vols = tempfile::tempdir().unwrap();
         let vol = SecretVolume::new(&vols.path().join("bundle"));
         vol.write(&corp_old_only(&p));
-        assert_ok(&apply_once(&host_flags(h.root(), &vol.dir), &[]));
+        assert_ok(
+            &apply_once(&host_flags(h.root(), &vol.dir), &[]),
+            "catrust-agent",
+        );
         assert!(
             gen_ok(&h),
             "etc/os-release -> {link}: not installed as RHEL"

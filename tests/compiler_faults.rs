@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use catrust_tests::{bin, run, snapshot_tree, spawn_paused_at, workspace_root};
+use catrust_tests::{assert_ok, bin, run, snapshot_tree, spawn_paused_at, workspace_root};
 
 /// `examples/basic` copied into `<tmp>/repo`, output to `<tmp>/repo/gen/out`.
 struct Repo {
@@ -73,19 +73,9 @@ impl Repo {
     }
 }
 
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "catrust build failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A first build, and its output folder as bytes.
 fn first_build(r: &Repo) -> BTreeMap<String, Vec<u8>> {
-    assert_ok(&r.build());
+    assert_ok(&r.build(), "catrust build");
     let before = snapshot_tree(&r.out());
     assert!(before.contains_key("catrust.lock.json"));
     r.change_input();
@@ -122,7 +112,7 @@ fn unwritable_output_parent_exits_2_and_keeps_the_previous_output() {
     );
     drop(guard);
     assert_eq!(r.leftovers(), Vec::<String>::new());
-    assert_ok(&r.build());
+    assert_ok(&r.build(), "catrust build");
     assert_ne!(
         snapshot_tree(&r.out()),
         before,
@@ -178,7 +168,7 @@ fn killed_mid_write_keeps_the_previous_output_and_the_next_build_cleans_up() {
         left.len() == 1 && left[0].starts_with(".out.catrust-"),
         "expected the killed build's staging folder: {left:?}"
     );
-    assert_ok(&r.build());
+    assert_ok(&r.build(), "catrust build");
     assert_eq!(
         r.leftovers(),
         Vec::<String>::new(),

@@ -17,7 +17,7 @@ use catrust_tests::host::{diff, Node, TestHost};
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::node::{check_debian_node, DEBIAN_AGENT_ANCHORS};
 use catrust_tests::pki::{make_ca, Issued};
-use catrust_tests::{bin, run, spawn_paused_at};
+use catrust_tests::{assert_ok, bin, run, spawn_paused_at};
 
 const REGISTRY: &str = "registry.corp:5000";
 const FOREIGN_ANCHOR: &str = "usr/local/share/ca-certificates/foreign-root.crt";
@@ -161,16 +161,6 @@ impl Fixture {
         });
         s
     }
-}
-
-#[track_caller]
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: catrust-agent failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Installs A, then crashes (`abort`) at `failpoint` while rotating to B, then runs the

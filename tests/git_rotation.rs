@@ -516,7 +516,7 @@ fn build_rev_equals_a_checkout_build_and_leaves_the_working_tree_alone() {
         rev_out, co_out,
         "--rev and a checkout render the same bytes"
     );
-    let lock = String::from_utf8(rev_out[Path::new("catrust.lock.json")].clone()).unwrap();
+    let lock = String::from_utf8(rev_out["catrust.lock.json"].clone()).unwrap();
     assert!(lock.contains(&first.to_string()), "{lock}");
     assert!(lock.contains("\"dirty\": false"), "{lock}");
     let _ = std::fs::remove_dir_all(g.path().parent().unwrap().join("rev-out"));

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use catrust_tests::{bin, run, workspace_root};
+use catrust_tests::{bin, run, snapshot_tree, workspace_root};
 
 /// 2027-01-01T00:00:00Z: the corpus clock unless a case has a `now` file.
 const DEFAULT_NOW: &str = "1798761600";
@@ -75,25 +75,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-/// Every file under `dir` with its bytes, by relative path.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), bytes));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn catrust(repo: &Path, now: &str, args: &[&str]) -> std::process::Output {
@@ -179,7 +160,7 @@ fn check(case: &Case) -> Result<(), String> {
     } else {
         &[]
     };
-    let before = snapshot(&repo);
+    let before = snapshot_tree(&repo);
     let mut args = vec!["build", "-f", "trust.yaml", "--out", "out"];
     args.extend_from_slice(deny);
     let out = catrust(&repo, &case.now, &args);
@@ -195,7 +176,7 @@ fn check(case: &Case) -> Result<(), String> {
     if repo.join("out").exists() {
         return Err("build wrote out/ despite the findings".into());
     }
-    if snapshot(&repo) != before {
+    if snapshot_tree(&repo) != before {
         return Err("build changed files beside trust.yaml".into());
     }
 
@@ -208,7 +189,7 @@ fn check(case: &Case) -> Result<(), String> {
         "old\n",
     )
     .unwrap();
-    let before = snapshot(&repo);
+    let before = snapshot_tree(&repo);
     let mut args = vec!["build", "-f", "trust.yaml", "--out", "rendered"];
     args.extend_from_slice(deny);
     let out = catrust(&repo, &case.now, &args);
@@ -218,7 +199,7 @@ fn check(case: &Case) -> Result<(), String> {
             out.status
         ));
     }
-    if snapshot(&repo) != before {
+    if snapshot_tree(&repo) != before {
         return Err("build changed the previous output folder".into());
     }
     let entries: Vec<_> = std::fs::read_dir(&repo)
@@ -296,8 +277,8 @@ fn a_crlf_certificate_builds_lf_outputs() {
     let out = catrust(&repo, DEFAULT_NOW, &["build", "--out", "out"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("CT101"));
-    for (path, bytes) in snapshot(&repo.join("out")) {
-        assert!(!bytes.contains(&b'\r'), "CR in {}", path.display());
+    for (path, bytes) in snapshot_tree(&repo.join("out")) {
+        assert!(!bytes.contains(&b'\r'), "CR in {}", path);
     }
     let pem =
         std::fs::read_to_string(repo.join("out/aks/custom-ca-trust-certificates.pem")).unwrap();

@@ -154,28 +154,13 @@ impl GitRepo {
     }
 }
 
-/// Every file under `dir` except `.git`, with its bytes (to prove nothing changed).
-pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if e.file_name() == ".git" {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+/// Every file under `dir` except `.git`, with its bytes (to prove nothing changed):
+/// [`crate::snapshot_tree`] without the repository's own folder.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    crate::snapshot_tree(dir)
+        .into_iter()
+        .filter(|(path, _)| path != ".git" && !path.starts_with(".git/"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -136,6 +136,17 @@ pub fn catrust(dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1"))
 }
 
+/// Fails the test, with `what`, the exit status and stderr, unless `out` succeeded.
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `catrust lint --format json` in `dir`: the report and the code of each finding, in
 /// report order.
 pub fn lint_json(dir: &Path) -> (serde_json::Value, Vec<String>) {
