@@ -400,8 +400,10 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         report.refused = true;
         e.to_string()
     })?;
-    let mut p =
-        plan::plan(family, &desired, policy, &st, &obs).inspect_err(|_| report.refused = true)?;
+    let mut p = plan::plan(family, &desired, policy, &st, &obs).map_err(|e| {
+        report.refused = true;
+        e.to_string()
+    })?;
     for w in &p.warnings {
         warn!(warning = %w, "plan");
     }
