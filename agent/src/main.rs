@@ -214,7 +214,7 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
             let _applying = APPLYING.lock();
             engine::apply(&cfg, false)
         };
-        let retry_soon = !report.outcome.ready && !report.refused;
+        let retry_soon = !report.outcome.ready && !report.refused();
         {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.ready = report.outcome.ready;
