@@ -686,65 +686,164 @@ fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
     Ok(())
 }
 
+/// What `status` prints (JSON: these keys, camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub ready: bool,
+    /// Why not ready; `None` when ready.
+    pub reason: Option<String>,
+    pub installed: Option<String>,
+    pub expected: Option<String>,
+    pub seen: Option<String>,
+    pub last_apply: Option<u64>,
+    pub warnings: Vec<String>,
+    pub family: Option<&'static str>,
+    pub files: Vec<String>,
+    pub distrusted: Vec<String>,
+}
+
+/// Ready, or why not: a pure verdict over the last outcome, the record, and the
+/// bundle in the volume (`Some(Ok(hash))` verified, `Some(Err(why))` refused).
+fn readiness(
+    last: Option<&Outcome>,
+    record_error: Option<String>,
+    installed: Option<&str>,
+    expected: Option<&str>,
+    volume: Option<Result<&str, String>>,
+) -> Result<(), String> {
+    let mut ready = last.is_some_and(|o| o.ready);
+    let mut reason = last.and_then(|o| o.reason.clone());
+    if let Some(e) = record_error {
+        ready = false;
+        reason = Some(e);
+    }
+    match volume {
+        Some(Ok(hash)) if installed != Some(hash) => {
+            ready = false;
+            reason.get_or_insert_with(|| format!("bundle {hash} is not installed yet"));
+        }
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            ready = false;
+            reason = Some(e);
+        }
+        None => {
+            if let (Some(e), Some(i)) = (expected, installed) {
+                if !e.eq_ignore_ascii_case(i) {
+                    ready = false;
+                    reason.get_or_insert_with(|| {
+                        format!("installed bundle {i} is not the expected {e}")
+                    });
+                }
+            }
+        }
+    }
+    if ready {
+        Ok(())
+    } else {
+        Err(reason.unwrap_or_else(|| "nothing installed yet".into()))
+    }
+}
+
 /// `status`: the record, the last outcome, and (with a bundle dir) whether the bundle
 /// in the volume is the one installed.
-pub fn status(cfg: &Config) -> serde_json::Value {
+pub fn status(cfg: &Config) -> Status {
     let root = &cfg.host_root;
     let st = state::load(root);
     let last = state::load_outcome(root);
     let installed = st.as_ref().ok().and_then(|s| s.bundle_sha256.clone());
-    let mut ready = last.as_ref().is_some_and(|o| o.ready);
-    let mut reason = last.as_ref().and_then(|o| o.reason.clone());
-    if let Err(e) = &st {
-        ready = false;
-        reason = Some(e.to_string());
-    }
     let mut expected = cfg.expected.clone();
-    if cfg.bundle_dir.is_some() {
-        match read_bundle(cfg) {
-            Ok(b) => {
-                expected.get_or_insert(b.manifest.bundle_sha256.clone());
-                if installed.as_deref() != Some(b.manifest.bundle_sha256.as_str()) {
-                    ready = false;
-                    reason.get_or_insert_with(|| {
-                        format!("bundle {} is not installed yet", b.manifest.bundle_sha256)
-                    });
-                }
-            }
-            Err(e) => {
-                ready = false;
-                reason = Some(e);
-            }
-        }
-    } else if let (Some(e), Some(i)) = (&expected, &installed) {
-        if !e.eq_ignore_ascii_case(i) {
-            ready = false;
-            reason.get_or_insert_with(|| format!("installed bundle {i} is not the expected {e}"));
-        }
+    let volume = cfg.bundle_dir.as_ref().map(|_| {
+        read_bundle(cfg).map(|b| {
+            expected.get_or_insert(b.manifest.bundle_sha256.clone());
+            b.manifest.bundle_sha256
+        })
+    });
+    let verdict = readiness(
+        last.as_ref(),
+        st.as_ref().err().map(ToString::to_string),
+        installed.as_deref(),
+        cfg.expected.as_deref(),
+        volume.as_ref().map(|v| v.as_deref().map_err(Clone::clone)),
+    );
+    Status {
+        ready: verdict.is_ok(),
+        reason: verdict.err(),
+        installed,
+        expected,
+        seen: last.as_ref().and_then(|o| o.seen_sha256.clone()),
+        last_apply: last.as_ref().map(|o| o.at),
+        warnings: last.map(|o| o.warnings).unwrap_or_default(),
+        family: st.as_ref().ok().and_then(|s| s.family.map(Family::as_str)),
+        files: st
+            .as_ref()
+            .map(|s| s.files.keys().cloned().collect())
+            .unwrap_or_default(),
+        distrusted: st
+            .as_ref()
+            .map(|s| s.distrusted.iter().cloned().collect())
+            .unwrap_or_default(),
     }
-    if ready {
-        reason = None;
-    } else if reason.is_none() {
-        reason = Some("nothing installed yet".into());
-    }
-    serde_json::json!({
-        "ready": ready,
-        "reason": reason,
-        "installed": installed,
-        "expected": expected,
-        "seen": last.as_ref().and_then(|o| o.seen_sha256.clone()),
-        "lastApply": last.as_ref().map(|o| o.at),
-        "warnings": last.map(|o| o.warnings).unwrap_or_default(),
-        "family": st.as_ref().ok().and_then(|s| s.family.map(Family::as_str)),
-        "files": st.as_ref().map(|s| s.files.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        "distrusted": st.as_ref().map(|s| s.distrusted.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use catrust_bundle::{Authority, BundleContent, Manifest};
+
+    #[test]
+    fn readiness_needs_a_ready_outcome_and_the_volume_bundle_installed() {
+        let ok = Outcome {
+            ready: true,
+            ..Outcome::default()
+        };
+        let h = "a".repeat(64);
+        assert_eq!(
+            readiness(None, None, None, None, None),
+            Err("nothing installed yet".into())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), None, Some(Ok(&h))),
+            Ok(())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), None, Some(Ok("b"))),
+            Err("bundle b is not installed yet".into())
+        );
+        assert_eq!(
+            readiness(
+                Some(&ok),
+                None,
+                Some(&h),
+                None,
+                Some(Err("bundle refused: x".into()))
+            ),
+            Err("bundle refused: x".into())
+        );
+        assert_eq!(
+            readiness(Some(&ok), Some("corrupt".into()), Some(&h), None, None),
+            Err("corrupt".into())
+        );
+        let upper = h.to_ascii_uppercase();
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), Some(&upper), None),
+            Ok(())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), Some("c"), None),
+            Err(format!("installed bundle {h} is not the expected c"))
+        );
+        // A failed outcome's own reason wins over the volume's.
+        let failed = Outcome {
+            reason: Some("refresh failed".into()),
+            ..Outcome::default()
+        };
+        assert_eq!(
+            readiness(Some(&failed), None, None, None, Some(Ok(&h))),
+            Err("refresh failed".into())
+        );
+    }
 
     #[test]
     fn pools_limit_authorities_only_when_the_node_names_its_pool() {
