@@ -38,10 +38,17 @@ pub struct Report {
     pub refreshed: bool,
     /// Files written or removed.
     pub changes: usize,
-    /// The bundle was refused (versus: the apply failed).
-    pub refused: bool,
+    /// Why the apply did not end ready, if it did not.
+    pub error: Option<ApplyError>,
     /// (name, sha256, notAfter) of the installed authorities.
     pub not_after: Vec<(String, String, i64)>,
+}
+
+impl Report {
+    /// The bundle or host was refused (versus: the apply failed, or it is ready).
+    pub fn refused(&self) -> bool {
+        matches!(self.error, Some(ApplyError::Refused(_)))
+    }
 }
 
 /// Usually `etc/os-release -> ../usr/lib/os-release`; links (absolute ones too) are
@@ -325,6 +332,34 @@ fn only_removed(fps: &BTreeSet<String>, removed: &BTreeSet<String>) -> bool {
     fps.is_subset(removed)
 }
 
+/// Why an apply did not end ready: the bundle or the host was refused before anything
+/// changed (only a new bundle or a fixed host helps), or a step failed (retried sooner).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ApplyError {
+    fn from(reason: String) -> Self {
+        ApplyError::Failed(reason)
+    }
+}
+
+impl From<plan::Refusal> for ApplyError {
+    fn from(r: plan::Refusal) -> Self {
+        ApplyError::Refused(r.to_string())
+    }
+}
+
+impl From<state::StateError> for ApplyError {
+    fn from(e: state::StateError) -> Self {
+        ApplyError::Failed(e.into())
+    }
+}
+
 /// One apply of the bundle (or, with `desired = None`, the uninstall). Never panics on
 /// bad input; every problem ends up as the outcome's reason.
 pub fn apply(cfg: &Config, uninstall: bool) -> Report {
@@ -339,9 +374,13 @@ pub fn apply(cfg: &Config, uninstall: bool) -> Report {
         Ok(lock) => lock,
         Err(e) => {
             // Nothing can be recorded without the state folder: say it here.
-            report.refused = matches!(e, state::StateError::Refused(_));
-            warn!(reason = %e, refused = report.refused, "not ready");
-            report.outcome.reason = Some(e.into());
+            let e = match e {
+                state::StateError::Refused(_) => ApplyError::Refused(e.to_string()),
+                e => ApplyError::from(e),
+            };
+            warn!(reason = %e, refused = matches!(e, ApplyError::Refused(_)), "not ready");
+            report.outcome.reason = Some(e.to_string());
+            report.error = Some(e);
             return report;
         }
     };
@@ -356,15 +395,15 @@ pub fn apply(cfg: &Config, uninstall: bool) -> Report {
         at: state::now(),
         ..Outcome::default()
     };
-    let result = apply_inner(cfg, uninstall, &mut report);
-    match result {
+    match apply_inner(cfg, uninstall, &mut report) {
         Ok(()) => {
             report.outcome.ready = !uninstall;
         }
-        Err(reason) => {
-            warn!(reason = %reason, refused = report.refused, "not ready");
+        Err(e) => {
+            warn!(reason = %e, refused = matches!(e, ApplyError::Refused(_)), "not ready");
             report.outcome.ready = false;
-            report.outcome.reason = Some(reason);
+            report.outcome.reason = Some(e.to_string());
+            report.error = Some(e);
         }
     }
     if !uninstall {
@@ -375,7 +414,47 @@ pub fn apply(cfg: &Config, uninstall: bool) -> Report {
     report
 }
 
-fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(), String> {
+/// What one apply reads, once, before it plans.
+struct Inputs {
+    family: Family,
+    st: State,
+    desired: Desired,
+    policy: ContainerdPolicy,
+    obs: Observed,
+}
+
+fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(), ApplyError> {
+    let root = &cfg.host_root;
+    let inp = gather(cfg, uninstall, report)?;
+    let mut p = plan::plan(inp.family, &inp.desired, inp.policy, &inp.st, &inp.obs)?;
+    for w in &p.warnings {
+        warn!(warning = %w, "plan");
+    }
+    report.outcome.warnings = p.warnings.clone();
+    report.not_after = not_after(&inp.desired);
+    remove_orphan_temps(root, &inp);
+    let dirs = execute(cfg, &inp, &p, report)?;
+    p.state.dirs = dirs;
+    record_and_restart(cfg, uninstall, &mut p.state, p.restart.as_deref())?;
+    report.outcome.installed_sha256 = p.state.bundle_sha256.clone();
+    if report.changes > 0 || report.refreshed {
+        info!(bundle = ?p.state.bundle_sha256, changes = report.changes, refreshed = report.refreshed, "applied");
+    }
+    if !uninstall {
+        if let (Some(expected), Some(installed)) = (&cfg.expected, &p.state.bundle_sha256) {
+            if !expected.eq_ignore_ascii_case(installed) {
+                return Err(ApplyError::Failed(format!(
+                    "installed bundle {installed} is not the expected {expected}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Host family, record, bundle (verified), observed disk; and the check that no path
+/// the agent may write is reached through a link leaving the host root.
+fn gather(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<Inputs, ApplyError> {
     let root = &cfg.host_root;
     let family = family(root)?;
     let st = state::load(root)?;
@@ -383,31 +462,31 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
         (Desired::default(), cfg.containerd.unwrap_or_default())
     } else {
         report.outcome.seen_sha256 = claimed_hash(cfg);
-        let bundle = read_bundle(cfg).inspect_err(|_| report.refused = true)?;
+        let bundle = read_bundle(cfg).map_err(ApplyError::Refused)?;
         report.outcome.seen_sha256 = Some(bundle.manifest.bundle_sha256.clone());
         let policy = cfg.containerd.unwrap_or(bundle.manifest.content.containerd);
         (desired_from(&bundle, cfg.pool.as_deref()), policy)
     };
     let obs = observe(root, family, &desired, &st)?;
-    // Every path the agent may write (or remove) must stay under the host root as the
-    // kernel resolves it: a folder on the way that is a link leaving the root is a refusal.
     let mut writes = plan::paths_of_interest(family, &desired, &st, &obs.certs_dir);
     writes.insert(family.generated_bundle().to_owned());
     // The anchors folder as a folder (orphan temp files are removed in it): any name
     // inside it makes it a folder on the way.
     writes.insert(format!("{}/x", family.anchors_dir()));
-    rootfs::check_inside(root, writes.iter().map(String::as_str)).map_err(|e| {
-        report.refused = true;
-        e.to_string()
-    })?;
-    let mut p =
-        plan::plan(family, &desired, policy, &st, &obs).inspect_err(|_| report.refused = true)?;
-    for w in &p.warnings {
-        warn!(warning = %w, "plan");
-    }
-    report.outcome.warnings = p.warnings.clone();
-    report.not_after = desired
-        .authorities
+    rootfs::check_inside(root, writes.iter().map(String::as_str))
+        .map_err(|e| ApplyError::Refused(e.to_string()))?;
+    Ok(Inputs {
+        family,
+        st,
+        desired,
+        policy,
+        obs,
+    })
+}
+
+/// (name, sha256, notAfter) of each authority, for the metrics.
+fn not_after(d: &Desired) -> Vec<(String, String, i64)> {
+    d.authorities
         .iter()
         .map(|a| {
             let na = pem::certificates(&a.pem)
@@ -416,133 +495,174 @@ fn apply_inner(cfg: &Config, uninstall: bool, report: &mut Report) -> Result<(),
                 .unwrap_or(0);
             (a.name.clone(), a.sha256.clone(), na)
         })
-        .collect();
+        .collect()
+}
 
-    // A crash between writing a temp file and renaming it leaves the temp file behind;
-    // under the apply lock no write is in progress, so every one left is an orphan.
+/// A crash between writing a temp file and renaming it leaves the temp file behind;
+/// under the apply lock no write is in progress, so every one left is an orphan.
+fn remove_orphan_temps(root: &Path, inp: &Inputs) {
     let mut temp_dirs: BTreeSet<String> =
-        plan::paths_of_interest(family, &desired, &st, &obs.certs_dir)
+        plan::paths_of_interest(inp.family, &inp.desired, &inp.st, &inp.obs.certs_dir)
             .iter()
             .filter_map(|p| Path::new(p).parent().map(|d| d.display().to_string()))
             .collect();
-    temp_dirs.insert(family.anchors_dir().to_owned());
+    temp_dirs.insert(inp.family.anchors_dir().to_owned());
     temp_dirs.insert(state::STATE_DIR.to_owned());
     for dir in &temp_dirs {
         for orphan in fsops::remove_orphan_temps(&root.join(dir)) {
             info!(path = %orphan.display(), "removed a temp file an interrupted apply left");
         }
     }
+}
 
+/// Write-ahead record, then the actions, refresh and check; on failure every touched
+/// file is restored. Returns the folders the record keeps.
+fn execute(
+    cfg: &Config,
+    inp: &Inputs,
+    p: &plan::Plan,
+    report: &mut Report,
+) -> Result<BTreeSet<String>, ApplyError> {
+    let root = &cfg.host_root;
     // Write-ahead: the record lists every file before it exists, so a crash between
     // the two can never leave a file of ours that the record forgot. It also owes the
     // containerd restart this apply will do, so a crash anywhere after the first change
     // still ends in a restart on the next apply.
-    let mut intent = st.clone();
+    let mut intent = inp.st.clone();
     intent.files.extend(p.state.files.clone());
     intent.hosts_edits.extend(p.state.hosts_edits.clone());
-    intent.family = Some(family);
-    intent.restart_pending = st.restart_pending || p.restart.is_some();
+    intent.family = Some(inp.family);
+    intent.restart_pending = inp.st.restart_pending || p.restart.is_some();
     if !p.actions.is_empty() {
         state::save(root, &intent)?;
         failpoint::hit("apply.intent_recorded").map_err(|e| e.to_string())?;
     }
-    let generated = root.join(family.generated_bundle());
-    let before_bundle = std::fs::read(&generated).ok();
+    let before_bundle = std::fs::read(root.join(inp.family.generated_bundle())).ok();
     let mut backup = Backup {
         root: root.clone(),
         saved: Vec::new(),
     };
-    let mut dirs = intent.clone();
-    let outcome = (|| -> Result<Option<String>, String> {
-        carry_out(root, &p.actions, &obs, &mut dirs, &mut backup)?;
-        report.changes = p.actions.len();
-        if p.store_changed {
-            refresh(cfg, family, p.fresh)?;
-            report.refreshed = true;
-            failpoint::hit("apply.refreshed").map_err(|e| e.to_string())?;
+    let mut dirs = intent;
+    match carry_out_and_verify(cfg, inp, p, &mut dirs, &mut backup, before_bundle, report) {
+        Ok(Some(note)) => {
+            warn!(note = %note, "generated bundle");
+            report.outcome.warnings.push(note);
+            Ok(dirs.dirs)
         }
-        match check_generated(cfg, family, &p, before_bundle.as_deref()) {
-            Ok(note) => Ok(note),
-            // Drift outside the agent's files (someone refreshed with a broken config):
-            // one refresh repairs it.
-            Err(_) if !report.refreshed => {
-                refresh(cfg, family, true)?;
-                report.refreshed = true;
-                check_generated(cfg, family, &p, before_bundle.as_deref())
-            }
-            Err(e) => Err(e),
-        }
-    })();
-    let note = match outcome {
-        Ok(note) => note,
-        Err(reason) => {
-            let errors = backup.restore();
-            let mut reason = format!("{reason}; restored the files it changed");
-            if !errors.is_empty() {
-                reason.push_str(&format!(" (could not restore: {})", errors.join(", ")));
-            }
-            if report.refreshed || p.store_changed {
-                if let Err(e) = refresh(cfg, family, true) {
-                    reason.push_str(&format!("; the refresh after restoring failed too: {e}"));
-                }
-            }
-            // Folders this apply created go too (when empty), so a failed first
-            // install leaves no trace.
-            let created: Vec<&String> = dirs.dirs.difference(&st.dirs).collect();
-            remove_empty_dirs(root, created.iter().copied());
-            let mut back = st.clone();
-            back.family = st.family.or(Some(family));
-            state::save(root, &back)?;
-            return Err(reason);
-        }
-    };
-    if let Some(note) = note {
-        warn!(note = %note, "generated bundle");
-        report.outcome.warnings.push(note);
+        Ok(None) => Ok(dirs.dirs),
+        Err(reason) => Err(roll_back(
+            cfg,
+            inp,
+            p,
+            &dirs,
+            &backup,
+            reason,
+            report.refreshed,
+        )),
     }
-    p.state.dirs = dirs.dirs;
-    p.state.restart_pending = p.restart.is_some();
+}
+
+fn carry_out_and_verify(
+    cfg: &Config,
+    inp: &Inputs,
+    p: &plan::Plan,
+    dirs: &mut State,
+    backup: &mut Backup,
+    before_bundle: Option<Vec<u8>>,
+    report: &mut Report,
+) -> Result<Option<String>, String> {
+    let family = inp.family;
+    carry_out(&cfg.host_root, &p.actions, &inp.obs, dirs, backup)?;
+    report.changes = p.actions.len();
+    if p.store_changed {
+        refresh(cfg, family, p.fresh)?;
+        report.refreshed = true;
+        failpoint::hit("apply.refreshed").map_err(|e| e.to_string())?;
+    }
+    match check_generated(cfg, family, p, before_bundle.as_deref()) {
+        Ok(note) => Ok(note),
+        // Drift outside the agent's files (someone refreshed with a broken config):
+        // one refresh repairs it.
+        Err(_) if !report.refreshed => {
+            refresh(cfg, family, true)?;
+            report.refreshed = true;
+            check_generated(cfg, family, p, before_bundle.as_deref())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Restores every file the apply touched, refreshes again, removes the folders it
+/// created and records the previous state. Returns the failure to report.
+fn roll_back(
+    cfg: &Config,
+    inp: &Inputs,
+    p: &plan::Plan,
+    dirs: &State,
+    backup: &Backup,
+    reason: String,
+    refreshed: bool,
+) -> ApplyError {
+    let root = &cfg.host_root;
+    let errors = backup.restore();
+    let mut reason = format!("{reason}; restored the files it changed");
+    if !errors.is_empty() {
+        reason.push_str(&format!(" (could not restore: {})", errors.join(", ")));
+    }
+    if refreshed || p.store_changed {
+        if let Err(e) = refresh(cfg, inp.family, true) {
+            reason.push_str(&format!("; the refresh after restoring failed too: {e}"));
+        }
+    }
+    // Folders this apply created go too (when empty), so a failed first
+    // install leaves no trace.
+    let created: Vec<&String> = dirs.dirs.difference(&inp.st.dirs).collect();
+    remove_empty_dirs(root, created.iter().copied());
+    let mut back = inp.st.clone();
+    back.family = inp.st.family.or(Some(inp.family));
+    if let Err(e) = state::save(root, &back) {
+        return e.into();
+    }
+    ApplyError::Failed(reason)
+}
+
+/// Records the new state (or finishes the uninstall), then restarts containerd when
+/// the plan says so.
+fn record_and_restart(
+    cfg: &Config,
+    uninstall: bool,
+    next: &mut State,
+    restart: Option<&str>,
+) -> Result<(), ApplyError> {
+    let root = &cfg.host_root;
+    next.restart_pending = restart.is_some();
     if uninstall {
-        finish_uninstall(root, &p.state)?;
+        finish_uninstall(root, next)?;
     } else {
-        state::save(root, &p.state)?;
+        state::save(root, next)?;
         failpoint::hit("apply.recorded").map_err(|e| e.to_string())?;
     }
-    if let Some(why) = &p.restart {
-        let ctr = Containerd {
-            exec: cfg.exec,
-            restart_command: cfg.restart_command.clone(),
-        };
-        match ctr.restart_if_running(cfg.timeout) {
-            Ok(what) => {
-                info!(why = %why, what = %what, "containerd");
-                failpoint::hit("apply.containerd_restarted").map_err(|e| e.to_string())?;
-                if !uninstall {
-                    p.state.restart_pending = false;
-                    state::save(root, &p.state)?;
-                }
+    let Some(why) = restart else {
+        return Ok(());
+    };
+    let ctr = Containerd {
+        exec: cfg.exec,
+        restart_command: cfg.restart_command.clone(),
+    };
+    match ctr.restart_if_running(cfg.timeout) {
+        Ok(what) => {
+            info!(why = %why, what = %what, "containerd");
+            failpoint::hit("apply.containerd_restarted").map_err(|e| e.to_string())?;
+            if !uninstall {
+                next.restart_pending = false;
+                state::save(root, next)?;
             }
-            Err(e) => {
-                return Err(format!(
-                    "trust installed, but restarting containerd failed ({why}): {e}"
-                ))
-            }
+            Ok(())
         }
+        Err(e) => Err(ApplyError::Failed(format!(
+            "trust installed, but restarting containerd failed ({why}): {e}"
+        ))),
     }
-    report.outcome.installed_sha256 = p.state.bundle_sha256.clone();
-    if report.changes > 0 || report.refreshed {
-        info!(bundle = ?p.state.bundle_sha256, changes = report.changes, refreshed = report.refreshed, "applied");
-    }
-    if !uninstall {
-        if let (Some(expected), Some(installed)) = (&cfg.expected, &p.state.bundle_sha256) {
-            if !expected.eq_ignore_ascii_case(installed) {
-                return Err(format!(
-                    "installed bundle {installed} is not the expected {expected}"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Removes the given folders, deepest first, each only if empty.
@@ -566,65 +686,164 @@ fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
     Ok(())
 }
 
+/// What `status` prints (JSON: these keys, camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub ready: bool,
+    /// Why not ready; `None` when ready.
+    pub reason: Option<String>,
+    pub installed: Option<String>,
+    pub expected: Option<String>,
+    pub seen: Option<String>,
+    pub last_apply: Option<u64>,
+    pub warnings: Vec<String>,
+    pub family: Option<&'static str>,
+    pub files: Vec<String>,
+    pub distrusted: Vec<String>,
+}
+
+/// Ready, or why not: a pure verdict over the last outcome, the record, and the
+/// bundle in the volume (`Some(Ok(hash))` verified, `Some(Err(why))` refused).
+fn readiness(
+    last: Option<&Outcome>,
+    record_error: Option<String>,
+    installed: Option<&str>,
+    expected: Option<&str>,
+    volume: Option<Result<&str, String>>,
+) -> Result<(), String> {
+    let mut ready = last.is_some_and(|o| o.ready);
+    let mut reason = last.and_then(|o| o.reason.clone());
+    if let Some(e) = record_error {
+        ready = false;
+        reason = Some(e);
+    }
+    match volume {
+        Some(Ok(hash)) if installed != Some(hash) => {
+            ready = false;
+            reason.get_or_insert_with(|| format!("bundle {hash} is not installed yet"));
+        }
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            ready = false;
+            reason = Some(e);
+        }
+        None => {
+            if let (Some(e), Some(i)) = (expected, installed) {
+                if !e.eq_ignore_ascii_case(i) {
+                    ready = false;
+                    reason.get_or_insert_with(|| {
+                        format!("installed bundle {i} is not the expected {e}")
+                    });
+                }
+            }
+        }
+    }
+    if ready {
+        Ok(())
+    } else {
+        Err(reason.unwrap_or_else(|| "nothing installed yet".into()))
+    }
+}
+
 /// `status`: the record, the last outcome, and (with a bundle dir) whether the bundle
 /// in the volume is the one installed.
-pub fn status(cfg: &Config) -> serde_json::Value {
+pub fn status(cfg: &Config) -> Status {
     let root = &cfg.host_root;
     let st = state::load(root);
     let last = state::load_outcome(root);
     let installed = st.as_ref().ok().and_then(|s| s.bundle_sha256.clone());
-    let mut ready = last.as_ref().is_some_and(|o| o.ready);
-    let mut reason = last.as_ref().and_then(|o| o.reason.clone());
-    if let Err(e) = &st {
-        ready = false;
-        reason = Some(e.to_string());
-    }
     let mut expected = cfg.expected.clone();
-    if cfg.bundle_dir.is_some() {
-        match read_bundle(cfg) {
-            Ok(b) => {
-                expected.get_or_insert(b.manifest.bundle_sha256.clone());
-                if installed.as_deref() != Some(b.manifest.bundle_sha256.as_str()) {
-                    ready = false;
-                    reason.get_or_insert_with(|| {
-                        format!("bundle {} is not installed yet", b.manifest.bundle_sha256)
-                    });
-                }
-            }
-            Err(e) => {
-                ready = false;
-                reason = Some(e);
-            }
-        }
-    } else if let (Some(e), Some(i)) = (&expected, &installed) {
-        if !e.eq_ignore_ascii_case(i) {
-            ready = false;
-            reason.get_or_insert_with(|| format!("installed bundle {i} is not the expected {e}"));
-        }
+    let volume = cfg.bundle_dir.as_ref().map(|_| {
+        read_bundle(cfg).map(|b| {
+            expected.get_or_insert(b.manifest.bundle_sha256.clone());
+            b.manifest.bundle_sha256
+        })
+    });
+    let verdict = readiness(
+        last.as_ref(),
+        st.as_ref().err().map(ToString::to_string),
+        installed.as_deref(),
+        cfg.expected.as_deref(),
+        volume.as_ref().map(|v| v.as_deref().map_err(Clone::clone)),
+    );
+    Status {
+        ready: verdict.is_ok(),
+        reason: verdict.err(),
+        installed,
+        expected,
+        seen: last.as_ref().and_then(|o| o.seen_sha256.clone()),
+        last_apply: last.as_ref().map(|o| o.at),
+        warnings: last.map(|o| o.warnings).unwrap_or_default(),
+        family: st.as_ref().ok().and_then(|s| s.family.map(Family::as_str)),
+        files: st
+            .as_ref()
+            .map(|s| s.files.keys().cloned().collect())
+            .unwrap_or_default(),
+        distrusted: st
+            .as_ref()
+            .map(|s| s.distrusted.iter().cloned().collect())
+            .unwrap_or_default(),
     }
-    if ready {
-        reason = None;
-    } else if reason.is_none() {
-        reason = Some("nothing installed yet".into());
-    }
-    serde_json::json!({
-        "ready": ready,
-        "reason": reason,
-        "installed": installed,
-        "expected": expected,
-        "seen": last.as_ref().and_then(|o| o.seen_sha256.clone()),
-        "lastApply": last.as_ref().map(|o| o.at),
-        "warnings": last.map(|o| o.warnings).unwrap_or_default(),
-        "family": st.as_ref().ok().and_then(|s| s.family.map(Family::as_str)),
-        "files": st.as_ref().map(|s| s.files.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        "distrusted": st.as_ref().map(|s| s.distrusted.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use catrust_bundle::{Authority, BundleContent, Manifest};
+
+    #[test]
+    fn readiness_needs_a_ready_outcome_and_the_volume_bundle_installed() {
+        let ok = Outcome {
+            ready: true,
+            ..Outcome::default()
+        };
+        let h = "a".repeat(64);
+        assert_eq!(
+            readiness(None, None, None, None, None),
+            Err("nothing installed yet".into())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), None, Some(Ok(&h))),
+            Ok(())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), None, Some(Ok("b"))),
+            Err("bundle b is not installed yet".into())
+        );
+        assert_eq!(
+            readiness(
+                Some(&ok),
+                None,
+                Some(&h),
+                None,
+                Some(Err("bundle refused: x".into()))
+            ),
+            Err("bundle refused: x".into())
+        );
+        assert_eq!(
+            readiness(Some(&ok), Some("corrupt".into()), Some(&h), None, None),
+            Err("corrupt".into())
+        );
+        let upper = h.to_ascii_uppercase();
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), Some(&upper), None),
+            Ok(())
+        );
+        assert_eq!(
+            readiness(Some(&ok), None, Some(&h), Some("c"), None),
+            Err(format!("installed bundle {h} is not the expected c"))
+        );
+        // A failed outcome's own reason wins over the volume's.
+        let failed = Outcome {
+            reason: Some("refresh failed".into()),
+            ..Outcome::default()
+        };
+        assert_eq!(
+            readiness(Some(&failed), None, None, None, Some(Ok(&h))),
+            Err("refresh failed".into())
+        );
+    }
 
     #[test]
     fn pools_limit_authorities_only_when_the_node_names_its_pool() {

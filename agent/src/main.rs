@@ -128,11 +128,13 @@ fn main() -> ExitCode {
             let s = engine::status(&cfg);
             match format {
                 Format::Json => {
-                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default())
+                    // Through a JSON value: the keys print sorted, as they always did.
+                    let v = serde_json::to_value(&s).unwrap_or_default();
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
                 }
                 Format::Human => print_status(&s),
             }
-            if s["ready"].as_bool() == Some(true) {
+            if s.ready {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -147,27 +149,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_status(s: &serde_json::Value) {
-    let field = |k: &str| s[k].as_str().unwrap_or("-").to_owned();
-    println!(
-        "ready:     {}",
-        if s["ready"].as_bool() == Some(true) {
-            "yes"
-        } else {
-            "no"
-        }
-    );
-    if let Some(r) = s["reason"].as_str() {
+fn print_status(s: &engine::Status) {
+    let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("ready:     {}", if s.ready { "yes" } else { "no" });
+    if let Some(r) = &s.reason {
         println!("reason:    {r}");
     }
-    println!("installed: {}", field("installed"));
-    println!("expected:  {}", field("expected"));
-    println!("family:    {}", field("family"));
-    for f in s["files"].as_array().into_iter().flatten() {
-        println!("file:      {}", f.as_str().unwrap_or(""));
+    println!("installed: {}", field(&s.installed));
+    println!("expected:  {}", field(&s.expected));
+    println!("family:    {}", s.family.unwrap_or("-"));
+    for f in &s.files {
+        println!("file:      {f}");
     }
-    for w in s["warnings"].as_array().into_iter().flatten() {
-        println!("warning:   {}", w.as_str().unwrap_or(""));
+    for w in &s.warnings {
+        println!("warning:   {w}");
     }
 }
 
@@ -214,7 +209,7 @@ fn run(cfg: engine::Config, listen: &str, resync: Duration) -> ExitCode {
             let _applying = APPLYING.lock();
             engine::apply(&cfg, false)
         };
-        let retry_soon = !report.outcome.ready && !report.refused;
+        let retry_soon = !report.outcome.ready && !report.refused();
         {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.ready = report.outcome.ready;

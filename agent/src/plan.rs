@@ -1,6 +1,6 @@
 //! The planner: a PURE function from (desired bundle, state record, observed disk) to
 //! the list of file actions, whether the trust store must be refreshed, and the state
-//! record to keep once that succeeded. It refuses (returns `Err(reason)`) before any
+//! record to keep once that succeeded. It refuses (returns `Err(Refusal)`) before any
 //! action whenever the disk holds something the agent did not write where it would
 //! write, so a refusal never changes the host.
 
@@ -168,54 +168,153 @@ fn entry<'a>(obs: &'a Observed, path: &str) -> &'a Entry {
     obs.entries.get(path).unwrap_or(&Entry::Missing)
 }
 
-/// Computes the plan. `Err` is a refusal with the reason; nothing may be changed then.
+/// Why the planner refuses a bundle on this host. One wording each; nothing may be
+/// changed when the plan is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the record says the agent installed for the {} family, this host is {}",
+        recorded.as_str(),
+        host.as_str()
+    )]
+    FamilyChanged { recorded: Family, host: Family },
+    /// A link where the agent would write, edit or remove: never followed.
+    #[error("{path} is a symlink to {target}; refusing to write through it")]
+    Link { path: String, target: String },
+    #[error("symlink planted in the anchors folder: {path} -> {target}; refusing to follow it")]
+    PlantedLink { path: String, target: String },
+    #[error("{path} is a file, not a folder")]
+    NotAFolder { path: String },
+    #[error("{path} is not a regular file")]
+    NotRegular { path: String },
+    #[error(
+        "{path} is in the agent's anchor namespace but the agent did not write it; remove it or rename it"
+    )]
+    ForeignInNamespace { path: String },
+    #[error("{path} exists and the agent did not write it; not replacing it")]
+    Foreign { path: String },
+    #[error("authority {name} ({sha256}) is both trusted and distrusted")]
+    TrustedAndDistrusted { name: String, sha256: String },
+    /// Flatcar has no deselection mechanism the agent could own and revert.
+    #[error("distrust is not supported on Flatcar hosts; this node cannot honour the bundle")]
+    DistrustOnFlatcar,
+    /// Debian has no precedence of `!` lines over local anchors.
+    #[error(
+        "cannot distrust {sha256}: {by} installs it and is not the agent's to remove; remove it by hand"
+    )]
+    CannotDistrust { sha256: String, by: String },
+    #[error("{DEBIAN_CONF} is missing; cannot distrust")]
+    ConfMissing,
+    #[error("{path} is not UTF-8")]
+    NotUtf8 { path: String },
+    #[error("{path}: {reason}")]
+    HostsToml { path: String, reason: String },
+}
+
+/// The bytes of a regular file (`None` when missing); a link or anything else is refused.
+fn regular<'a>(path: &str, e: &'a Entry) -> Result<Option<&'a Vec<u8>>, Refusal> {
+    match e {
+        Entry::Missing => Ok(None),
+        Entry::File(b) => Ok(Some(b)),
+        Entry::Symlink(t) => Err(Refusal::Link {
+            path: path.to_owned(),
+            target: t.clone(),
+        }),
+        Entry::Other => Err(Refusal::NotRegular {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// A folder the agent writes into must be a real folder (or missing).
+fn folder(path: &str, e: &Entry) -> Result<(), Refusal> {
+    match e {
+        Entry::Symlink(t) => Err(Refusal::Link {
+            path: path.to_owned(),
+            target: t.clone(),
+        }),
+        Entry::File(_) => Err(Refusal::NotAFolder {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Files the agent owns: path → (bytes, feeds the system store).
+type Owned = BTreeMap<String, (Vec<u8>, bool)>;
+
+/// Computes the plan. `Err` is a refusal; nothing may be changed then.
 pub fn plan(
     family: Family,
     d: &Desired,
     policy: ContainerdPolicy,
     state: &State,
     obs: &Observed,
-) -> Result<Plan, String> {
+) -> Result<Plan, Refusal> {
+    validate(family, d, state, obs)?;
+    let mut plan = empty_plan(family, d, state);
+    let mut want = owned_files(family, d, obs);
+    let mut distrusted = blocklist_files(family, d, state, obs, &mut want, &mut plan.warnings);
+    check_namespace(family, state, obs, &want)?;
+    write_owned(state, obs, &want, &mut plan)?;
+    remove_unowned(family, state, obs, &want, &mut plan)?;
+    edit_hosts_tomls(d, state, obs, &mut plan)?;
+    if family == Family::Debian {
+        debian_conf(d, obs, &mut plan, &mut distrusted)?;
+    }
+    distrusted.extend(own_distrusted(d, state, obs, &want));
+    // A renamed anchor (an earlier agent's `catrust/<name>.crt` becoming
+    // `catrust/catrust-<name>.crt`) removes a file whose CA stays: not a removed CA.
+    plan.removed = &plan.removed - &plan.expect_present;
+    let certs_d_off = registry_warnings(d, policy, obs, &mut plan.warnings);
+    let newly_distrusted = distrusted.difference(&state.distrusted).next().is_some();
+    let (restart, warning) = restart_decision(
+        policy,
+        state.restart_pending,
+        plan.store_changed,
+        certs_d_off,
+        newly_distrusted,
+    );
+    plan.restart = restart;
+    plan.warnings.extend(warning);
+    plan.state.distrusted = distrusted;
+    Ok(plan)
+}
+
+/// Refusals that need no file content: family, registry folders, contradictions.
+fn validate(family: Family, d: &Desired, state: &State, obs: &Observed) -> Result<(), Refusal> {
     if let Some(f) = state.family {
         if f != family {
-            return Err(format!(
-                "the record says the agent installed for the {} family, this host is {}",
-                f.as_str(),
-                family.as_str()
-            ));
+            return Err(Refusal::FamilyChanged {
+                recorded: f,
+                host: family,
+            });
         }
     }
     // Never write through a planted link: the agent's folders must be real folders.
     let base = certs_base(&obs.certs_dir).unwrap_or_default();
     for r in registry_cas(d, &obs.certs_dir).keys() {
         let dir = containerd::hosts_dir(base, r);
-        match entry(obs, &dir) {
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{dir} is a symlink to {t}; refusing to write through it"
-                ))
-            }
-            Entry::File(_) => return Err(format!("{dir} is a file, not a folder")),
-            _ => {}
-        }
+        folder(&dir, entry(obs, &dir))?;
     }
     if let Some(a) = d
         .authorities
         .iter()
         .find(|a| d.distrust.contains(&a.sha256))
     {
-        return Err(format!(
-            "authority {} ({}) is both trusted and distrusted",
-            a.name, a.sha256
-        ));
+        return Err(Refusal::TrustedAndDistrusted {
+            name: a.name.clone(),
+            sha256: a.sha256.clone(),
+        });
     }
     if family == Family::Flatcar && !d.distrust.is_empty() {
-        // Flatcar has no deselection mechanism the agent could own and revert.
-        return Err(
-            "distrust is not supported on Flatcar hosts; this node cannot honour the bundle".into(),
-        );
+        return Err(Refusal::DistrustOnFlatcar);
     }
-    let mut plan = Plan {
+    Ok(())
+}
+
+fn empty_plan(family: Family, d: &Desired, state: &State) -> Plan {
+    Plan {
         actions: Vec::new(),
         store_changed: false,
         fresh: false,
@@ -230,97 +329,101 @@ pub fn plan(
             dirs: state.dirs.clone(),
             ..State::default()
         },
-    };
+    }
+}
 
-    // Owned files: anchors, registry CAs, blocklist entries.
-    let mut want: BTreeMap<String, (Vec<u8>, bool)> = BTreeMap::new(); // path -> (bytes, in the system store)
+/// Anchors (in the store) and registry CA files (not in it).
+fn owned_files(family: Family, d: &Desired, obs: &Observed) -> Owned {
+    let mut want = Owned::new();
     for ca in &d.authorities {
         want.insert(family.anchor_path(&ca.name), (ca.pem.clone(), true));
     }
     for (path, (_, bytes)) in registry_files(d, &obs.certs_dir) {
         want.insert(path, (bytes, false));
     }
+    want
+}
+
+/// RHEL family blocklist entries; returns the fingerprints they distrust.
+fn blocklist_files(
+    family: Family,
+    d: &Desired,
+    state: &State,
+    obs: &Observed,
+    want: &mut Owned,
+    warnings: &mut Vec<String>,
+) -> BTreeSet<String> {
     let mut distrusted = BTreeSet::new();
     for fp in &d.distrust {
-        if let Some(path) = family.blocklist_path(fp) {
-            match obs.distrusted_der.get(fp) {
-                Some(der) => {
-                    want.insert(path, (catrust_bundle::encode_pem(der).into_bytes(), true));
+        let Some(path) = family.blocklist_path(fp) else {
+            continue;
+        };
+        match obs.distrusted_der.get(fp) {
+            Some(der) => {
+                want.insert(path, (catrust_bundle::encode_pem(der).into_bytes(), true));
+                distrusted.insert(fp.clone());
+            }
+            None if state.files.contains_key(&path) => {
+                // Still blocked from before; the bytes are in our own file.
+                if let Entry::File(bytes) = entry(obs, &path) {
+                    want.insert(path, (bytes.clone(), true));
                     distrusted.insert(fp.clone());
                 }
-                None if state.files.contains_key(&path) => {
-                    // Still blocked from before; the bytes are in our own file.
-                    if let Entry::File(bytes) = entry(obs, &path) {
-                        want.insert(path, (bytes.clone(), true));
-                        distrusted.insert(fp.clone());
-                    }
-                }
-                None => plan
-                    .warnings
-                    .push(format!("distrusted {fp} is not on this node")),
             }
+            None => warnings.push(format!("distrusted {fp} is not on this node")),
         }
     }
+    distrusted
+}
 
-    // Planted entries in the agent's own namespace are refused, never followed.
+/// Planted entries in the agent's own namespace are refused, never followed.
+fn check_namespace(
+    family: Family,
+    state: &State,
+    obs: &Observed,
+    want: &Owned,
+) -> Result<(), Refusal> {
     if family == Family::Debian {
-        match entry(obs, DEBIAN_ANCHORS) {
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{DEBIAN_ANCHORS} is a symlink to {t}: refusing to write through it"
-                ))
-            }
-            Entry::File(_) => {
-                return Err(format!(
-                    "{DEBIAN_ANCHORS} is a file, not the agent's folder"
-                ))
-            }
-            _ => {}
-        }
+        folder(DEBIAN_ANCHORS, entry(obs, DEBIAN_ANCHORS))?;
     }
     for (path, e) in &obs.anchor_namespace {
         match e {
             Entry::Symlink(t) => {
-                return Err(format!(
-                    "symlink planted in the anchors folder: {path} -> {t}; refusing to follow it"
-                ))
+                return Err(Refusal::PlantedLink {
+                    path: path.clone(),
+                    target: t.clone(),
+                })
             }
-            Entry::Other => {
-                return Err(format!(
-                    "{path} in the anchors folder is not a regular file"
-                ))
-            }
+            Entry::Other => return Err(Refusal::NotRegular { path: path.clone() }),
             Entry::File(bytes) => {
                 let adoptable = want.get(path).is_some_and(|(w, _)| w == bytes);
                 if !state.files.contains_key(path) && !adoptable {
-                    return Err(format!(
-                        "{path} is in the agent's anchor namespace but the agent did not write it; remove it or rename it"
-                    ));
+                    return Err(Refusal::ForeignInNamespace { path: path.clone() });
                 }
             }
             Entry::Missing => {}
         }
     }
+    Ok(())
+}
 
-    for (path, (bytes, in_store)) in &want {
-        match entry(obs, path) {
-            Entry::Missing => {}
-            Entry::File(cur) if cur == bytes => {
+/// Writes every owned file whose bytes differ; a foreign file there is refused.
+fn write_owned(
+    state: &State,
+    obs: &Observed,
+    want: &Owned,
+    plan: &mut Plan,
+) -> Result<(), Refusal> {
+    for (path, (bytes, in_store)) in want {
+        match regular(path, entry(obs, path))? {
+            Some(cur) if cur == bytes => {
                 plan.state.files.insert(path.clone(), sha256_hex(bytes));
                 continue;
             }
-            Entry::File(_) if state.files.contains_key(path) => {}
-            Entry::File(_) => {
-                return Err(format!(
-                    "{path} exists and the agent did not write it; not replacing it"
-                ))
+            Some(_) if !state.files.contains_key(path) => {
+                return Err(Refusal::Foreign { path: path.clone() })
             }
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{path} is a symlink to {t}; refusing to write through it"
-                ))
-            }
-            Entry::Other => return Err(format!("{path} exists and is not a regular file")),
+            _ => {}
         }
         plan.actions.push(Action::Write {
             path: path.clone(),
@@ -329,44 +432,47 @@ pub fn plan(
         plan.state.files.insert(path.clone(), sha256_hex(bytes));
         plan.store_changed |= *in_store;
     }
-    // Anchors and blocklist entries feed the system store; registry CAs do not.
-    let store_paths: BTreeSet<String> = state
-        .files
-        .keys()
-        .filter(|p| p.starts_with(family.anchors_dir()) || p.contains("/blocklist/"))
-        .cloned()
-        .collect();
+    Ok(())
+}
+
+/// Removes recorded files no longer wanted (hosts.toml edits are reverted elsewhere).
+fn remove_unowned(
+    family: Family,
+    state: &State,
+    obs: &Observed,
+    want: &Owned,
+    plan: &mut Plan,
+) -> Result<(), Refusal> {
     for path in state.files.keys() {
         if want.contains_key(path) || state.hosts_edits.contains_key(path) {
             continue;
         }
-        match entry(obs, path) {
-            Entry::Missing => {}
-            Entry::File(cur) => {
-                if store_paths.contains(path) {
-                    plan.store_changed = true;
-                    plan.fresh = true;
-                    if !path.contains("/blocklist/") {
-                        plan.removed.extend(pem::fingerprints(cur));
-                    }
-                }
-                plan.actions.push(Action::Remove { path: path.clone() });
-            }
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{path}, which the agent wrote, is now a symlink to {t}; not touching it"
-                ))
-            }
-            Entry::Other => {
-                return Err(format!(
-                    "{path}, which the agent wrote, is no longer a regular file"
-                ))
+        let Some(cur) = regular(path, entry(obs, path))? else {
+            continue;
+        };
+        // Anchors and blocklist entries feed the system store; registry CAs do not.
+        let blocklist = path.contains("/blocklist/");
+        if path.starts_with(family.anchors_dir()) || blocklist {
+            plan.store_changed = true;
+            plan.fresh = true;
+            if !blocklist {
+                plan.removed.extend(pem::fingerprints(cur));
             }
         }
+        plan.actions.push(Action::Remove { path: path.clone() });
     }
+    Ok(())
+}
 
-    // containerd hosts.toml: revert the recorded edit, apply the wanted one.
+/// containerd hosts.toml: revert the recorded edit, apply the wanted one.
+fn edit_hosts_tomls(
+    d: &Desired,
+    state: &State,
+    obs: &Observed,
+    plan: &mut Plan,
+) -> Result<(), Refusal> {
     let cas = registry_cas(d, &obs.certs_dir);
+    let base = certs_base(&obs.certs_dir).unwrap_or_default();
     let mut toml_paths: BTreeMap<String, Option<RegistryHost>> = state
         .hosts_edits
         .keys()
@@ -379,154 +485,179 @@ pub fn plan(
         );
     }
     for (path, registry) in toml_paths {
-        let current = match entry(obs, &path) {
-            Entry::Missing => None,
-            Entry::File(b) => {
-                Some(String::from_utf8(b.clone()).map_err(|_| format!("{path} is not UTF-8"))?)
-            }
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{path} is a symlink to {t}; refusing to edit through it"
-                ))
-            }
-            Entry::Other => return Err(format!("{path} is not a regular file")),
-        };
-        let prev = state.hosts_edits.get(&path);
-        let base = match (&current, prev) {
-            (Some(c), Some(e)) => containerd::revert(c, e).map_err(|e| format!("{path}: {e}"))?,
-            (Some(c), None) => c.clone(),
-            (None, _) => String::new(),
-        };
-        let created = prev.map_or(current.is_none(), |e| e.created_file || current.is_none());
-        let new = match registry {
-            Some(r) => {
-                let (text, edit) = containerd::ensure(&base, &r, &cas[&r], created)
-                    .map_err(|e| format!("{path}: {e}"))?;
-                plan.state.hosts_edits.insert(path.clone(), edit);
-                Some(text)
-            }
-            None if created && containerd::is_blank(&base) => None,
-            None => Some(base),
-        };
-        match (new, &current) {
-            (Some(n), Some(c)) if n == *c => {}
-            (Some(n), _) => plan.actions.push(Action::Write {
-                path,
-                bytes: n.into_bytes(),
-            }),
-            (None, Some(_)) => plan.actions.push(Action::Remove { path }),
-            (None, None) => {}
-        }
+        let wanted = registry.as_ref().map(|r| (r, cas[r].as_slice()));
+        edit_hosts_toml(path, wanted, state, obs, plan)?;
     }
+    Ok(())
+}
 
-    // Debian distrust: `!` lines in ca-certificates.conf.
-    if family == Family::Debian {
-        if let Some((fp, source)) = obs.foreign_matches.first() {
-            return Err(format!(
-                "cannot distrust {fp}: {source} installs it and is not the agent's to remove; remove it by hand"
-            ));
+fn edit_hosts_toml(
+    path: String,
+    wanted: Option<(&RegistryHost, &[String])>,
+    state: &State,
+    obs: &Observed,
+    plan: &mut Plan,
+) -> Result<(), Refusal> {
+    let toml_err = |reason: String| Refusal::HostsToml {
+        path: path.clone(),
+        reason,
+    };
+    let current = match regular(&path, entry(obs, &path))? {
+        None => None,
+        Some(b) => Some(
+            String::from_utf8(b.clone()).map_err(|_| Refusal::NotUtf8 { path: path.clone() })?,
+        ),
+    };
+    let prev = state.hosts_edits.get(&path);
+    let base = match (&current, prev) {
+        (Some(c), Some(e)) => containerd::revert(c, e).map_err(toml_err)?,
+        (Some(c), None) => c.clone(),
+        (None, _) => String::new(),
+    };
+    let created = prev.map_or(current.is_none(), |e| e.created_file || current.is_none());
+    let new = match wanted {
+        Some((r, cas)) => {
+            let (text, edit) = containerd::ensure(&base, r, cas, created).map_err(toml_err)?;
+            plan.state.hosts_edits.insert(path.clone(), edit);
+            Some(text)
         }
-        match entry(obs, DEBIAN_CONF) {
-            Entry::File(bytes) => {
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let base = cacerts_conf::revert(&text);
-                let (new, changed) = cacerts_conf::ensure(&base, &obs.system_matches);
-                for (fp, line) in changed {
-                    plan.state.conf_edits.push(ConfEdit {
-                        sha256: fp,
-                        line,
-                        replaced: None,
-                    });
-                }
-                distrusted.extend(obs.system_matches.iter().map(|(fp, _)| fp.clone()));
-                if new != text {
-                    plan.store_changed = true;
-                    plan.fresh = true;
-                    plan.actions.push(Action::Write {
-                        path: DEBIAN_CONF.into(),
-                        bytes: new.into_bytes(),
-                    });
-                }
-            }
-            Entry::Missing if obs.system_matches.is_empty() => {}
-            Entry::Missing => return Err(format!("{DEBIAN_CONF} is missing; cannot distrust")),
-            Entry::Symlink(t) => {
-                return Err(format!(
-                    "{DEBIAN_CONF} is a symlink to {t}; not editing through it"
-                ))
-            }
-            Entry::Other => return Err(format!("{DEBIAN_CONF} is not a regular file")),
-        }
-        for fp in &d.distrust {
-            if !obs.system_matches.iter().any(|(f, _)| f == fp) {
-                plan.warnings
-                    .push(format!("distrusted {fp} is not on this node"));
-            }
-        }
+        None if created && containerd::is_blank(&base) => None,
+        None => Some(base),
+    };
+    match (new, &current) {
+        (Some(n), Some(c)) if n == *c => {}
+        (Some(n), _) => plan.actions.push(Action::Write {
+            path,
+            bytes: n.into_bytes(),
+        }),
+        (None, Some(_)) => plan.actions.push(Action::Remove { path }),
+        (None, None) => {}
     }
-    // A CA the agent itself installed and the bundle now distrusts leaves the store by
-    // the removal of its anchor; a running containerd still trusts it all the same.
-    for path in state.files.keys().filter(|p| !want.contains_key(*p)) {
-        if let Entry::File(bytes) = entry(obs, path) {
-            if let Some(der) = catrust_bundle::decode_canonical_pem(bytes) {
-                let fp = catrust_bundle::sha256_hex(&der);
-                if d.distrust.contains(&fp) {
-                    distrusted.insert(fp);
-                }
-            }
-        }
-    }
-    plan.state.distrusted = distrusted.clone();
-    // A renamed anchor (an earlier agent's `catrust/<name>.crt` becoming
-    // `catrust/catrust-<name>.crt`) removes a file whose CA stays: not a removed CA.
-    plan.removed = &plan.removed - &plan.expect_present;
+    Ok(())
+}
 
-    // Registry CAs without certs.d: never a silent no-op. They are in the system
-    // store like every authority, which a running containerd loads only at a restart.
+/// Debian distrust: `!` lines in ca-certificates.conf.
+fn debian_conf(
+    d: &Desired,
+    obs: &Observed,
+    plan: &mut Plan,
+    distrusted: &mut BTreeSet<String>,
+) -> Result<(), Refusal> {
+    if let Some((fp, by)) = obs.foreign_matches.first() {
+        return Err(Refusal::CannotDistrust {
+            sha256: fp.clone(),
+            by: by.clone(),
+        });
+    }
+    match regular(DEBIAN_CONF, entry(obs, DEBIAN_CONF))? {
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let base = cacerts_conf::revert(&text);
+            let (new, changed) = cacerts_conf::ensure(&base, &obs.system_matches);
+            for (fp, line) in changed {
+                plan.state.conf_edits.push(ConfEdit {
+                    sha256: fp,
+                    line,
+                    replaced: None,
+                });
+            }
+            distrusted.extend(obs.system_matches.iter().map(|(fp, _)| fp.clone()));
+            if new != text {
+                plan.store_changed = true;
+                plan.fresh = true;
+                plan.actions.push(Action::Write {
+                    path: DEBIAN_CONF.into(),
+                    bytes: new.into_bytes(),
+                });
+            }
+        }
+        None if obs.system_matches.is_empty() => {}
+        None => return Err(Refusal::ConfMissing),
+    }
+    for fp in &d.distrust {
+        if !obs.system_matches.iter().any(|(f, _)| f == fp) {
+            plan.warnings
+                .push(format!("distrusted {fp} is not on this node"));
+        }
+    }
+    Ok(())
+}
+
+/// A CA the agent itself installed and the bundle now distrusts leaves the store by
+/// the removal of its anchor; a running containerd still trusts it all the same.
+fn own_distrusted(d: &Desired, state: &State, obs: &Observed, want: &Owned) -> BTreeSet<String> {
+    state
+        .files
+        .keys()
+        .filter(|p| !want.contains_key(*p))
+        .filter_map(|path| match entry(obs, path) {
+            Entry::File(bytes) => catrust_bundle::decode_canonical_pem(bytes),
+            _ => None,
+        })
+        .map(|der| catrust_bundle::sha256_hex(&der))
+        .filter(|fp| d.distrust.contains(fp))
+        .collect()
+}
+
+/// Registry CAs without certs.d: never a silent no-op. They are in the system store
+/// like every authority, which a running containerd loads only at a restart. Returns
+/// whether registries go without certs.d.
+fn registry_warnings(
+    d: &Desired,
+    policy: ContainerdPolicy,
+    obs: &Observed,
+    warnings: &mut Vec<String>,
+) -> bool {
     let registries: BTreeSet<&str> = d
         .authorities
         .iter()
         .flat_map(|a| a.registries.iter().map(RegistryHost::as_str))
         .collect();
-    let certs_d_off = !registries.is_empty() && certs_base(&obs.certs_dir).is_none();
-    if !registries.is_empty() {
-        let names = registries.into_iter().collect::<Vec<_>>().join(", ");
-        match &obs.certs_dir {
-            CertsDir::Disabled { why } => plan.warnings.push(format!(
-                "containerd reads no certs.d ({why}): the CAs of {names} are in the system store only, which containerd loads when it restarts{}",
-                match policy {
-                    ContainerdPolicy::None => " (policy none: restart it yourself)",
-                    _ => "",
-                }
-            )),
-            CertsDir::Enabled { note: Some(note), .. } => plan.warnings.push(note.clone()),
-            CertsDir::Enabled { note: None, .. } => {}
-        }
+    if registries.is_empty() {
+        return false;
     }
+    let names = registries.into_iter().collect::<Vec<_>>().join(", ");
+    match &obs.certs_dir {
+        CertsDir::Disabled { why } => warnings.push(format!(
+            "containerd reads no certs.d ({why}): the CAs of {names} are in the system store only, which containerd loads when it restarts{}",
+            match policy {
+                ContainerdPolicy::None => " (policy none: restart it yourself)",
+                _ => "",
+            }
+        )),
+        CertsDir::Enabled { note: Some(note), .. } => warnings.push(note.clone()),
+        CertsDir::Enabled { note: None, .. } => {}
+    }
+    certs_base(&obs.certs_dir).is_none()
+}
 
-    // containerd: a running one keeps the roots it loaded.
-    let newly_distrusted = distrusted.difference(&state.distrusted).next().is_some();
-    plan.restart = match policy {
-        _ if state.restart_pending => Some("a restart is still owed from before".into()),
-        ContainerdPolicy::Restart if plan.store_changed => {
-            Some("the system trust store changed".into())
-        }
-        ContainerdPolicy::RegistriesOnly if plan.store_changed && certs_d_off => Some(
+/// containerd: a running one keeps the roots it loaded. Returns why it should
+/// restart, and a warning when it should but the policy forbids it.
+fn restart_decision(
+    policy: ContainerdPolicy,
+    pending: bool,
+    store_changed: bool,
+    certs_d_off: bool,
+    newly_distrusted: bool,
+) -> (Option<String>, Option<String>) {
+    let why = match policy {
+        _ if pending => "a restart is still owed from before",
+        ContainerdPolicy::Restart if store_changed => "the system trust store changed",
+        ContainerdPolicy::RegistriesOnly if store_changed && certs_d_off => {
             "the system trust store changed and containerd reads no certs.d for the registries"
-                .into(),
-        ),
+        }
         ContainerdPolicy::Restart | ContainerdPolicy::RegistriesOnly if newly_distrusted => {
-            Some("a CA was distrusted".into())
+            "a CA was distrusted"
         }
         ContainerdPolicy::None if newly_distrusted => {
-            plan.warnings.push(
-                "containerd policy is none: a running containerd still trusts the distrusted CA until it restarts".into(),
-            );
-            None
+            return (
+                None,
+                Some("containerd policy is none: a running containerd still trusts the distrusted CA until it restarts".into()),
+            )
         }
-        _ => None,
+        _ => return (None, None),
     };
-    Ok(plan)
+    (Some(why.to_owned()), None)
 }
 
 #[cfg(test)]
@@ -692,7 +823,7 @@ mod tests {
             &obs,
         )
         .unwrap_err();
-        assert!(err.contains("symlink planted"), "{err}");
+        assert!(matches!(err, Refusal::PlantedLink { .. }), "{err}");
 
         let mut obs = Observed::default();
         obs.entries
@@ -707,7 +838,7 @@ mod tests {
             &obs,
         )
         .unwrap_err();
-        assert!(err.contains("did not write"), "{err}");
+        assert_eq!(err, Refusal::ForeignInNamespace { path }, "{err}");
     }
 
     #[test]
@@ -726,7 +857,13 @@ mod tests {
             &obs,
         )
         .unwrap_err();
-        assert!(err.contains("symlink to /etc/cron.d"), "{err}");
+        assert_eq!(
+            err,
+            Refusal::Link {
+                path: "etc/containerd/certs.d/r:5000".into(),
+                target: "/etc/cron.d".into()
+            }
+        );
         let mut d = desired(vec![]);
         d.distrust.push("f".repeat(64));
         let err = plan(
@@ -737,7 +874,7 @@ mod tests {
             &Observed::default(),
         )
         .unwrap_err();
-        assert!(err.contains("Flatcar"), "{err}");
+        assert_eq!(err, Refusal::DistrustOnFlatcar);
     }
 
     #[test]
@@ -830,9 +967,12 @@ mod tests {
                 &obs,
             )
             .unwrap_err();
-            assert!(
-                err.contains("usr/local/share/ca-certificates/ops.crt"),
-                "{err}"
+            assert_eq!(
+                err,
+                Refusal::CannotDistrust {
+                    sha256: "f".repeat(64),
+                    by: "usr/local/share/ca-certificates/ops.crt".into()
+                }
             );
         }
         let mut d = desired(vec![ca("a", &[])]);
@@ -845,7 +985,7 @@ mod tests {
             &Observed::default(),
         )
         .unwrap_err();
-        assert!(err.contains("both trusted and distrusted"), "{err}");
+        assert!(matches!(err, Refusal::TrustedAndDistrusted { .. }), "{err}");
     }
 
     #[test]
@@ -890,6 +1030,33 @@ mod tests {
             "{paths:?}"
         );
         assert!(p.restart.is_none() && p.warnings.is_empty());
+    }
+
+    #[test]
+    fn restart_follows_the_policy() {
+        use ContainerdPolicy::*;
+        let why = |policy, pending, store, off, distrusted| {
+            restart_decision(policy, pending, store, off, distrusted)
+        };
+        assert_eq!(
+            why(None, false, true, true, false),
+            (Option::None, Option::None)
+        );
+        assert!(why(None, true, false, false, false)
+            .0
+            .unwrap()
+            .contains("owed"));
+        assert!(why(Restart, false, true, false, false).0.is_some());
+        assert_eq!(
+            why(RegistriesOnly, false, true, false, false).0,
+            Option::None
+        );
+        assert!(why(RegistriesOnly, false, true, true, false)
+            .0
+            .unwrap()
+            .contains("certs.d"));
+        let (restart, warning) = why(None, false, false, false, true);
+        assert!(restart.is_none() && warning.unwrap().contains("still trusts"));
     }
 
     #[test]

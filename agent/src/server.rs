@@ -80,7 +80,7 @@ impl Metrics {
         if !r.outcome.ready {
             self.failures.inc();
         }
-        if r.refused {
+        if r.refused() {
             self.refused.inc();
         }
         self.ready.set(i64::from(r.outcome.ready));
