@@ -173,16 +173,16 @@ pub fn main() -> i32 {
             templates,
             deny_warnings,
             rev,
-        } => build(
-            &file,
-            &out,
+        } => build(BuildOptions {
+            file: &file,
+            out: &out,
             stdout,
             target,
             check,
-            templates.as_deref(),
+            templates: templates.as_deref(),
             deny_warnings,
-            git::Input::from_flags(false, rev),
-        ),
+            input: git::Input::from_flags(false, rev),
+        }),
         Command::Lint {
             file,
             format,
@@ -279,17 +279,29 @@ fn print_findings(diagnostics: &[Diagnostic], sources: &Sources) {
     eprint!("{}", report::human(diagnostics, sources, color));
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    file: &Path,
-    out: &Path,
+/// `catrust build`'s flags, as parsed.
+struct BuildOptions<'a> {
+    file: &'a Path,
+    out: &'a Path,
     stdout: bool,
     target: Target,
     check: bool,
-    templates: Option<&Path>,
+    templates: Option<&'a Path>,
     deny_warnings: bool,
     input: git::Input,
-) -> i32 {
+}
+
+fn build(options: BuildOptions<'_>) -> i32 {
+    let BuildOptions {
+        file,
+        out,
+        stdout,
+        target,
+        check,
+        templates,
+        deny_warnings,
+        input,
+    } = options;
     let opened = match git::open(file, input) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
