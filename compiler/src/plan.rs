@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{AgentTarget, AksTarget, TargetKind, TrustConfig};
 
 mod platforms;
+pub mod request;
 use crate::history::{format_utc, Removal, Verdict};
 use crate::load::Loaded;
 
