@@ -238,7 +238,35 @@ pub fn diff(
         .into_iter()
         .filter(|c| !before.contains_key(&c.sha256))
         .collect();
-    let renamed = certs(t)
+    let renamed = renamed(&before, t);
+    let repinned = repinned(f, t);
+    let authorities_changed = authority_changes(fc, tc);
+    let (distrusted, undistrusted) = distrust_changes(fc, tc);
+    let mut targets_changed = Vec::new();
+    targets(fc, tc, &mut targets_changed);
+    let effects = effects(f, t, &targets_changed, before != after);
+    let breaks_ct401 = removed.iter().any(|r| r.verdict.blocks());
+    Plan {
+        from: from_ref.clone(),
+        to: to_ref.clone(),
+        added,
+        removed,
+        renamed,
+        repinned,
+        distrusted,
+        undistrusted,
+        authorities_changed,
+        targets_changed,
+        effects,
+        min_overlap: tc.map_or(0, |c| c.min_overlap.value),
+        check_time,
+        breaks_ct401,
+    }
+}
+
+/// The certificates of `t` kept (same fingerprint as in `before`) under a new name.
+fn renamed(before: &BTreeMap<String, String>, t: &Loaded) -> Vec<Renamed> {
+    certs(t)
         .into_iter()
         .filter_map(|c| {
             let old = before.get(&c.sha256)?;
@@ -248,21 +276,26 @@ pub fn diff(
                 sha256: c.sha256,
             })
         })
-        .collect();
-    // Authorities by name, with their fingerprints.
-    let by_name = |l: &Loaded| -> BTreeMap<String, Vec<String>> {
-        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(c) = &l.config {
-            for cert in &l.certificates {
-                m.entry(c.authorities[cert.authority].name.value.clone())
-                    .or_default()
-                    .push(cert.info.sha256.clone());
-            }
+        .collect()
+}
+
+/// Authorities by name, with their fingerprints.
+fn authorities_by_name(l: &Loaded) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(c) = &l.config {
+        for cert in &l.certificates {
+            m.entry(c.authorities[cert.authority].name.value.clone())
+                .or_default()
+                .push(cert.info.sha256.clone());
         }
-        m
-    };
-    let (fnames, tnames) = (by_name(f), by_name(t));
-    let repinned = tnames
+    }
+    m
+}
+
+/// The authorities of both states whose certificates changed.
+fn repinned(f: &Loaded, t: &Loaded) -> Vec<Repinned> {
+    let (fnames, tnames) = (authorities_by_name(f), authorities_by_name(t));
+    tnames
         .iter()
         .filter_map(|(name, fps)| {
             let old = fnames.get(name)?;
@@ -272,7 +305,11 @@ pub fn diff(
                 to: fps.clone(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The registries, pools and `replaces` of the authorities both states name.
+fn authority_changes(fc: Option<&TrustConfig>, tc: Option<&TrustConfig>) -> Vec<Change> {
     let mut authorities_changed = Vec::new();
     if let (Some(fc), Some(tc)) = (fc, tc) {
         for a in &tc.authorities {
@@ -306,6 +343,14 @@ pub fn diff(
             );
         }
     }
+    authorities_changed
+}
+
+/// The fingerprints `to` distrusts and `from` did not, and the other way round.
+fn distrust_changes(
+    fc: Option<&TrustConfig>,
+    tc: Option<&TrustConfig>,
+) -> (Vec<Distrusted>, Vec<Distrusted>) {
     let (fd, td) = (distrust(fc), distrust(tc));
     let distrusted = td
         .iter()
@@ -323,26 +368,7 @@ pub fn diff(
             reason: r.clone(),
         })
         .collect();
-    let mut targets_changed = Vec::new();
-    targets(fc, tc, &mut targets_changed);
-    let effects = effects(f, t, &targets_changed, before != after);
-    let breaks_ct401 = removed.iter().any(|r| r.verdict.blocks());
-    Plan {
-        from: from_ref.clone(),
-        to: to_ref.clone(),
-        added,
-        removed,
-        renamed,
-        repinned,
-        distrusted,
-        undistrusted,
-        authorities_changed,
-        targets_changed,
-        effects,
-        min_overlap: tc.map_or(0, |c| c.min_overlap.value),
-        check_time,
-        breaks_ct401,
-    }
+    (distrusted, undistrusted)
 }
 
 fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: bool) -> Vec<Effect> {
