@@ -506,18 +506,30 @@ pub fn human(plan: &Plan) -> String {
         side(&plan.from),
         side(&plan.to)
     );
-    let mut nothing = true;
-    let mut section = |s: &mut String, title: &str, lines: Vec<String>| {
+    let sections = change_sections(plan);
+    for (title, lines) in &sections {
+        let _ = writeln!(s, "\n{title}:");
+        for l in lines {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
+    if sections.is_empty() {
+        let _ = writeln!(s, "\nNo changes.");
+    }
+    write_effects(&mut s, plan);
+    write_rotation(&mut s, plan);
+    s
+}
+
+/// The plan's non-empty change sections, titled, one line per change.
+fn change_sections(plan: &Plan) -> Vec<(&'static str, Vec<String>)> {
+    let mut sections = Vec::new();
+    let mut section = |title: &'static str, lines: Vec<String>| {
         if !lines.is_empty() {
-            nothing = false;
-            let _ = writeln!(s, "\n{title}:");
-            for l in lines {
-                let _ = writeln!(s, "  {l}");
-            }
+            sections.push((title, lines));
         }
     };
     section(
-        &mut s,
         "Added",
         plan.added
             .iter()
@@ -525,7 +537,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Removed",
         plan.removed
             .iter()
@@ -541,7 +552,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Renamed (same certificate)",
         plan.renamed
             .iter()
@@ -549,7 +559,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Re-pinned (new certificate under the same name)",
         plan.repinned
             .iter()
@@ -564,7 +573,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Distrusted (removed from nodes at once)",
         plan.distrusted
             .iter()
@@ -581,7 +589,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "No longer distrusted",
         plan.undistrusted
             .iter()
@@ -589,7 +596,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Changed",
         plan.authorities_changed
             .iter()
@@ -597,9 +603,12 @@ pub fn human(plan: &Plan) -> String {
             .map(|c| format!("~ {}: {} -> {}", c.field, c.from, c.to))
             .collect(),
     );
-    if nothing {
-        let _ = writeln!(s, "\nNo changes.");
-    }
+    sections
+}
+
+/// "What happens": each output's effect.
+fn write_effects(s: &mut String, plan: &Plan) {
+    use std::fmt::Write as _;
     if !plan.effects.is_empty() {
         let _ = writeln!(s, "\nWhat happens:");
         for e in &plan.effects {
@@ -609,6 +618,11 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
+}
+
+/// The CT401 verdict, and for each blocked removal when or how it can go.
+fn write_rotation(s: &mut String, plan: &Plan) {
+    use std::fmt::Write as _;
     let blocked: Vec<&Removal> = plan.removed.iter().filter(|r| r.verdict.blocks()).collect();
     if blocked.is_empty() {
         if !plan.removed.is_empty() {
@@ -637,7 +651,6 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
-    s
 }
 
 /// The plan as JSON (the shape is documented in README.md, "Rotation").
