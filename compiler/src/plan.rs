@@ -373,27 +373,41 @@ fn distrust_changes(
 
 fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: bool) -> Vec<Effect> {
     let mut out = Vec::new();
-    let mut add = |output: &str, effect: String| {
-        out.push(Effect {
-            output: output.into(),
-            effect,
-            source: None,
-        })
-    };
-    let of = |l: &Loaded, target: TargetKind| {
-        l.config
-            .as_ref()
-            .map(|c| crate::render::for_target(c, &l.certificates, target))
-            .unwrap_or_default()
-    };
+    aks_effects(f, t, &mut out);
+    node_pool_effects(targets_changed, &mut out);
+    agent_effects(f, t, targets_changed, &mut out);
+    platforms::effects(f, t, targets_changed, &mut out);
+    out
+}
+
+/// Appends the effect `effect` on `output`.
+fn add_effect(out: &mut Vec<Effect>, output: &str, effect: String) {
+    out.push(Effect {
+        output: output.into(),
+        effect,
+        source: None,
+    });
+}
+
+/// The certificates a state gives `target`.
+fn target_certificates(l: &Loaded, target: TargetKind) -> Vec<crate::load::Certificate> {
+    l.config
+        .as_ref()
+        .map(|c| crate::render::for_target(c, &l.certificates, target))
+        .unwrap_or_default()
+}
+
+/// What the AKS certificate list and the legacy Secret do on the cluster.
+fn aks_effects(f: &Loaded, t: &Loaded, out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     let pems = |l: &Loaded| {
-        of(l, TargetKind::Aks)
+        target_certificates(l, TargetKind::Aks)
             .into_iter()
             .map(|c| c.pem)
             .collect::<Vec<_>>()
     };
     let keyed = |l: &Loaded| {
-        of(l, TargetKind::Aks)
+        target_certificates(l, TargetKind::Aks)
             .into_iter()
             .map(|c| (c.name, c.pem))
             .collect::<Vec<_>>()
@@ -432,6 +446,11 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             "the aks target is removed: its outputs are no longer rendered".into(),
         );
     }
+}
+
+/// What a node pool's customCATrust change does.
+fn node_pool_effects(targets_changed: &[Change], out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     for c in targets_changed {
         if let Some(pool) = c
             .field
@@ -452,12 +471,17 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             );
         }
     }
+}
+
+/// Whether the agent DaemonSet rolls, and what removing it leaves behind.
+fn agent_effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     let agent = |l: &Loaded| l.config.as_ref().and_then(|c| c.targets.agent.clone());
     if let Some(ta) = agent(t) {
         let bundle = |l: &Loaded| {
-            l.config
-                .as_ref()
-                .map(|c| crate::bundle::manifest(c, &of(l, TargetKind::Agent)).bundle_sha256)
+            l.config.as_ref().map(|c| {
+                crate::bundle::manifest(c, &target_certificates(l, TargetKind::Agent)).bundle_sha256
+            })
         };
         if agent(f).is_none() || bundle(f) != bundle(t) {
             add(
@@ -481,8 +505,6 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
     } else if agent(f).is_some() {
         add("agent", "the agent target is removed: pruning the DaemonSet leaves installed CAs on nodes until `catrust-agent uninstall`".into());
     }
-    platforms::effects(f, t, targets_changed, &mut out);
-    out
 }
 
 fn short(c: &str) -> &str {
