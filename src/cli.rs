@@ -292,21 +292,12 @@ struct BuildOptions<'a> {
 }
 
 fn build(options: BuildOptions<'_>) -> i32 {
-    let BuildOptions {
-        file,
-        out,
-        stdout,
-        target,
-        check,
-        templates,
-        deny_warnings,
-        input,
-    } = options;
-    let opened = match git::open(file, input) {
+    let (out, check) = (options.out, options.check);
+    let opened = match git::open(options.file, options.input) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
-    let overrides = match templates.map(output::read_templates).transpose() {
+    let overrides = match options.templates.map(output::read_templates).transpose() {
         Ok(o) => o.unwrap_or_default(),
         Err(e) => return usage_error(e),
     };
@@ -314,7 +305,7 @@ fn build(options: BuildOptions<'_>) -> i32 {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
-    let selection = match target {
+    let selection = match options.target {
         Target::All => TargetSelection::Declared,
         Target::Aks => TargetSelection::Aks,
         Target::Agent => TargetSelection::Agent,
@@ -340,7 +331,7 @@ fn build(options: BuildOptions<'_>) -> i32 {
             selection,
             templates: &templates,
             now,
-            deny_warnings,
+            deny_warnings: options.deny_warnings,
         },
         &|loaded| git::build_context(&opened, &recording, loaded, now, recorded.clone()),
     ) {
@@ -352,7 +343,7 @@ fn build(options: BuildOptions<'_>) -> i32 {
         eprintln!("error: nothing was written: fix the errors above");
         return EXIT_INPUT;
     };
-    if stdout {
+    if options.stdout {
         let mut lock = std::io::stdout().lock();
         return match lock
             .write_all(rendered.stream().as_bytes())
