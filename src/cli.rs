@@ -173,16 +173,16 @@ pub fn main() -> i32 {
             templates,
             deny_warnings,
             rev,
-        } => build(
-            &file,
-            &out,
+        } => build(BuildOptions {
+            file: &file,
+            out: &out,
             stdout,
             target,
             check,
-            templates.as_deref(),
+            templates: templates.as_deref(),
             deny_warnings,
-            git::Input::from_flags(false, rev),
-        ),
+            input: git::Input::from_flags(false, rev),
+        }),
         Command::Lint {
             file,
             format,
@@ -279,22 +279,25 @@ fn print_findings(diagnostics: &[Diagnostic], sources: &Sources) {
     eprint!("{}", report::human(diagnostics, sources, color));
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    file: &Path,
-    out: &Path,
+/// `catrust build`'s flags, as parsed.
+struct BuildOptions<'a> {
+    file: &'a Path,
+    out: &'a Path,
     stdout: bool,
     target: Target,
     check: bool,
-    templates: Option<&Path>,
+    templates: Option<&'a Path>,
     deny_warnings: bool,
     input: git::Input,
-) -> i32 {
-    let opened = match git::open(file, input) {
+}
+
+fn build(options: BuildOptions<'_>) -> i32 {
+    let (out, check) = (options.out, options.check);
+    let opened = match git::open(options.file, options.input) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
-    let overrides = match templates.map(output::read_templates).transpose() {
+    let overrides = match options.templates.map(output::read_templates).transpose() {
         Ok(o) => o.unwrap_or_default(),
         Err(e) => return usage_error(e),
     };
@@ -302,7 +305,7 @@ fn build(
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
-    let selection = match target {
+    let selection = match options.target {
         Target::All => TargetSelection::Declared,
         Target::Aks => TargetSelection::Aks,
         Target::Agent => TargetSelection::Agent,
@@ -328,7 +331,7 @@ fn build(
             selection,
             templates: &templates,
             now,
-            deny_warnings,
+            deny_warnings: options.deny_warnings,
         },
         &|loaded| git::build_context(&opened, &recording, loaded, now, recorded.clone()),
     ) {
@@ -340,7 +343,7 @@ fn build(
         eprintln!("error: nothing was written: fix the errors above");
         return EXIT_INPUT;
     };
-    if stdout {
+    if options.stdout {
         let mut lock = std::io::stdout().lock();
         return match lock
             .write_all(rendered.stream().as_bytes())

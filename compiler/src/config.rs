@@ -16,6 +16,15 @@ pub const KIND: &str = "TrustConfig";
 /// `metadata.name` prefixes generated resource names, so it is shorter than a label.
 pub const MAX_CONFIG_NAME: usize = 40;
 
+/// Seconds in an hour and in a day, the units of `72h` and `30d`.
+pub const HOUR: u64 = 3600;
+pub const DAY: u64 = 24 * HOUR;
+
+/// `spec.rotation.minOverlap` when trust.yaml leaves it out (`72h`).
+pub const DEFAULT_MIN_OVERLAP: u64 = 72 * HOUR;
+/// `spec.expiryWarning` when trust.yaml leaves it out (`30d`).
+pub const DEFAULT_EXPIRY_WARNING: u64 = 30 * DAY;
+
 /// Where an authority's PEM comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
@@ -157,8 +166,8 @@ pub fn parse_duration(text: &str) -> Option<u64> {
         let unit = match c {
             's' => 1,
             'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+            'h' => HOUR,
+            'd' => DAY,
             _ => return None,
         };
         let n: u64 = number.parse().ok()?;
@@ -174,7 +183,7 @@ pub fn format_duration(mut secs: u64) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, suffix) in [(86_400, 'd'), (3600, 'h'), (60, 'm'), (1, 's')] {
+    for (unit, suffix) in [(DAY, 'd'), (HOUR, 'h'), (60, 'm'), (1, 's')] {
         if secs >= unit {
             out.push_str(&format!("{}{suffix}", secs / unit));
             secs %= unit;

@@ -29,6 +29,15 @@ pub fn parse(file: &SourceFile) -> (Option<TrustConfig>, Vec<Diagnostic>) {
     (config, cx.diagnostics)
 }
 
+/// `spec:` as parsed, before `TrustConfig` joins it with `metadata.name`.
+struct Spec {
+    authorities: Vec<AuthoritySpec>,
+    distrust: Vec<DistrustSpec>,
+    min_overlap: Spanned<u64>,
+    expiry_warning: Spanned<u64>,
+    targets: Targets,
+}
+
 struct Cx<'a> {
     file: &'a str,
     text: &'a str,
@@ -379,7 +388,13 @@ impl<'a> Cx<'a> {
             "trust.yaml",
             &["apiVersion", "kind", "metadata", "spec"],
         );
-        let (authorities, distrust, min_overlap, expiry_warning, targets) = spec?;
+        let Spec {
+            authorities,
+            distrust,
+            min_overlap,
+            expiry_warning,
+            targets,
+        } = spec?;
         let (_, _) = (api?, kind?);
         Some(TrustConfig {
             name: name?,
@@ -415,17 +430,7 @@ impl<'a> Cx<'a> {
         Some(name)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn spec(
-        &mut self,
-        node: &MarkedYaml,
-    ) -> Option<(
-        Vec<AuthoritySpec>,
-        Vec<DistrustSpec>,
-        Spanned<u64>,
-        Spanned<u64>,
-        Targets,
-    )> {
+    fn spec(&mut self, node: &MarkedYaml) -> Option<Spec> {
         let mut map = self.map(node, "spec")?;
         let authorities = match map.take("authorities") {
             Some(list) => {
@@ -453,9 +458,10 @@ impl<'a> Cx<'a> {
         };
         let min_overlap = match map.take("rotation") {
             Some(node) => self.rotation(node, map.span),
-            None => Spanned::new(72 * 3600, map.span),
+            None => Spanned::new(DEFAULT_MIN_OVERLAP, map.span),
         };
-        let expiry_warning = self.duration(&mut map, "expiryWarning", "spec", 30 * 86_400);
+        let expiry_warning =
+            self.duration(&mut map, "expiryWarning", "spec", DEFAULT_EXPIRY_WARNING);
         let targets = match map.take("targets") {
             Some(node) => self.targets(node),
             None => {
@@ -474,20 +480,20 @@ impl<'a> Cx<'a> {
                 "targets",
             ],
         );
-        Some((
-            authorities?,
+        Some(Spec {
+            authorities: authorities?,
             distrust,
             min_overlap,
             expiry_warning,
-            targets?,
-        ))
+            targets: targets?,
+        })
     }
 
     fn rotation(&mut self, node: &MarkedYaml, parent: Span) -> Spanned<u64> {
         let Some(mut map) = self.map(node, "spec.rotation") else {
-            return Spanned::new(72 * 3600, parent);
+            return Spanned::new(DEFAULT_MIN_OVERLAP, parent);
         };
-        let overlap = self.duration(&mut map, "minOverlap", "spec.rotation", 72 * 3600);
+        let overlap = self.duration(&mut map, "minOverlap", "spec.rotation", DEFAULT_MIN_OVERLAP);
         self.finish(map, "spec.rotation", &["minOverlap"]);
         overlap
     }
@@ -901,8 +907,8 @@ spec:
         let (config, diags) = parse_str(MINIMAL);
         assert!(diags.is_empty(), "{diags:?}");
         let config = config.unwrap();
-        assert_eq!(config.min_overlap.value, 72 * 3600);
-        assert_eq!(config.expiry_warning.value, 30 * 86_400);
+        assert_eq!(config.min_overlap.value, DEFAULT_MIN_OVERLAP);
+        assert_eq!(config.expiry_warning.value, DEFAULT_EXPIRY_WARNING);
         let aks = config.targets.aks.unwrap();
         assert!(aks.certificates_file.value && !aks.secret.value);
         assert_eq!(config.authorities[0].name.value, "root");

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{AgentTarget, AksTarget, TargetKind, TrustConfig};
 
 mod platforms;
+pub mod request;
 use crate::history::{format_utc, Removal, Verdict};
 use crate::load::Loaded;
 
@@ -237,7 +238,35 @@ pub fn diff(
         .into_iter()
         .filter(|c| !before.contains_key(&c.sha256))
         .collect();
-    let renamed = certs(t)
+    let renamed = renamed(&before, t);
+    let repinned = repinned(f, t);
+    let authorities_changed = authority_changes(fc, tc);
+    let (distrusted, undistrusted) = distrust_changes(fc, tc);
+    let mut targets_changed = Vec::new();
+    targets(fc, tc, &mut targets_changed);
+    let effects = effects(f, t, &targets_changed, before != after);
+    let breaks_ct401 = removed.iter().any(|r| r.verdict.blocks());
+    Plan {
+        from: from_ref.clone(),
+        to: to_ref.clone(),
+        added,
+        removed,
+        renamed,
+        repinned,
+        distrusted,
+        undistrusted,
+        authorities_changed,
+        targets_changed,
+        effects,
+        min_overlap: tc.map_or(0, |c| c.min_overlap.value),
+        check_time,
+        breaks_ct401,
+    }
+}
+
+/// The certificates of `t` kept (same fingerprint as in `before`) under a new name.
+fn renamed(before: &BTreeMap<String, String>, t: &Loaded) -> Vec<Renamed> {
+    certs(t)
         .into_iter()
         .filter_map(|c| {
             let old = before.get(&c.sha256)?;
@@ -247,21 +276,26 @@ pub fn diff(
                 sha256: c.sha256,
             })
         })
-        .collect();
-    // Authorities by name, with their fingerprints.
-    let by_name = |l: &Loaded| -> BTreeMap<String, Vec<String>> {
-        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        if let Some(c) = &l.config {
-            for cert in &l.certificates {
-                m.entry(c.authorities[cert.authority].name.value.clone())
-                    .or_default()
-                    .push(cert.info.sha256.clone());
-            }
+        .collect()
+}
+
+/// Authorities by name, with their fingerprints.
+fn authorities_by_name(l: &Loaded) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(c) = &l.config {
+        for cert in &l.certificates {
+            m.entry(c.authorities[cert.authority].name.value.clone())
+                .or_default()
+                .push(cert.info.sha256.clone());
         }
-        m
-    };
-    let (fnames, tnames) = (by_name(f), by_name(t));
-    let repinned = tnames
+    }
+    m
+}
+
+/// The authorities of both states whose certificates changed.
+fn repinned(f: &Loaded, t: &Loaded) -> Vec<Repinned> {
+    let (fnames, tnames) = (authorities_by_name(f), authorities_by_name(t));
+    tnames
         .iter()
         .filter_map(|(name, fps)| {
             let old = fnames.get(name)?;
@@ -271,7 +305,11 @@ pub fn diff(
                 to: fps.clone(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The registries, pools and `replaces` of the authorities both states name.
+fn authority_changes(fc: Option<&TrustConfig>, tc: Option<&TrustConfig>) -> Vec<Change> {
     let mut authorities_changed = Vec::new();
     if let (Some(fc), Some(tc)) = (fc, tc) {
         for a in &tc.authorities {
@@ -305,6 +343,14 @@ pub fn diff(
             );
         }
     }
+    authorities_changed
+}
+
+/// The fingerprints `to` distrusts and `from` did not, and the other way round.
+fn distrust_changes(
+    fc: Option<&TrustConfig>,
+    tc: Option<&TrustConfig>,
+) -> (Vec<Distrusted>, Vec<Distrusted>) {
     let (fd, td) = (distrust(fc), distrust(tc));
     let distrusted = td
         .iter()
@@ -322,51 +368,46 @@ pub fn diff(
             reason: r.clone(),
         })
         .collect();
-    let mut targets_changed = Vec::new();
-    targets(fc, tc, &mut targets_changed);
-    let effects = effects(f, t, &targets_changed, before != after);
-    let breaks_ct401 = removed.iter().any(|r| r.verdict.blocks());
-    Plan {
-        from: from_ref.clone(),
-        to: to_ref.clone(),
-        added,
-        removed,
-        renamed,
-        repinned,
-        distrusted,
-        undistrusted,
-        authorities_changed,
-        targets_changed,
-        effects,
-        min_overlap: tc.map_or(0, |c| c.min_overlap.value),
-        check_time,
-        breaks_ct401,
-    }
+    (distrusted, undistrusted)
 }
 
 fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: bool) -> Vec<Effect> {
     let mut out = Vec::new();
-    let mut add = |output: &str, effect: String| {
-        out.push(Effect {
-            output: output.into(),
-            effect,
-            source: None,
-        })
-    };
-    let of = |l: &Loaded, target: TargetKind| {
-        l.config
-            .as_ref()
-            .map(|c| crate::render::for_target(c, &l.certificates, target))
-            .unwrap_or_default()
-    };
+    aks_effects(f, t, &mut out);
+    node_pool_effects(targets_changed, &mut out);
+    agent_effects(f, t, targets_changed, &mut out);
+    platforms::effects(f, t, targets_changed, &mut out);
+    out
+}
+
+/// Appends the effect `effect` on `output`.
+fn add_effect(out: &mut Vec<Effect>, output: &str, effect: String) {
+    out.push(Effect {
+        output: output.into(),
+        effect,
+        source: None,
+    });
+}
+
+/// The certificates a state gives `target`.
+fn target_certificates(l: &Loaded, target: TargetKind) -> Vec<crate::load::Certificate> {
+    l.config
+        .as_ref()
+        .map(|c| crate::render::for_target(c, &l.certificates, target))
+        .unwrap_or_default()
+}
+
+/// What the AKS certificate list and the legacy Secret do on the cluster.
+fn aks_effects(f: &Loaded, t: &Loaded, out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     let pems = |l: &Loaded| {
-        of(l, TargetKind::Aks)
+        target_certificates(l, TargetKind::Aks)
             .into_iter()
             .map(|c| c.pem)
             .collect::<Vec<_>>()
     };
     let keyed = |l: &Loaded| {
-        of(l, TargetKind::Aks)
+        target_certificates(l, TargetKind::Aks)
             .into_iter()
             .map(|c| (c.name, c.pem))
             .collect::<Vec<_>>()
@@ -405,6 +446,11 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             "the aks target is removed: its outputs are no longer rendered".into(),
         );
     }
+}
+
+/// What a node pool's customCATrust change does.
+fn node_pool_effects(targets_changed: &[Change], out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     for c in targets_changed {
         if let Some(pool) = c
             .field
@@ -425,12 +471,17 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
             );
         }
     }
+}
+
+/// Whether the agent DaemonSet rolls, and what removing it leaves behind.
+fn agent_effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], out: &mut Vec<Effect>) {
+    let mut add = |output: &str, effect: String| add_effect(out, output, effect);
     let agent = |l: &Loaded| l.config.as_ref().and_then(|c| c.targets.agent.clone());
     if let Some(ta) = agent(t) {
         let bundle = |l: &Loaded| {
-            l.config
-                .as_ref()
-                .map(|c| crate::bundle::manifest(c, &of(l, TargetKind::Agent)).bundle_sha256)
+            l.config.as_ref().map(|c| {
+                crate::bundle::manifest(c, &target_certificates(l, TargetKind::Agent)).bundle_sha256
+            })
         };
         if agent(f).is_none() || bundle(f) != bundle(t) {
             add(
@@ -454,8 +505,6 @@ fn effects(f: &Loaded, t: &Loaded, targets_changed: &[Change], _set_changed: boo
     } else if agent(f).is_some() {
         add("agent", "the agent target is removed: pruning the DaemonSet leaves installed CAs on nodes until `catrust-agent uninstall`".into());
     }
-    platforms::effects(f, t, targets_changed, &mut out);
-    out
 }
 
 fn short(c: &str) -> &str {
@@ -479,18 +528,30 @@ pub fn human(plan: &Plan) -> String {
         side(&plan.from),
         side(&plan.to)
     );
-    let mut nothing = true;
-    let mut section = |s: &mut String, title: &str, lines: Vec<String>| {
+    let sections = change_sections(plan);
+    for (title, lines) in &sections {
+        let _ = writeln!(s, "\n{title}:");
+        for l in lines {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
+    if sections.is_empty() {
+        let _ = writeln!(s, "\nNo changes.");
+    }
+    write_effects(&mut s, plan);
+    write_rotation(&mut s, plan);
+    s
+}
+
+/// The plan's non-empty change sections, titled, one line per change.
+fn change_sections(plan: &Plan) -> Vec<(&'static str, Vec<String>)> {
+    let mut sections = Vec::new();
+    let mut section = |title: &'static str, lines: Vec<String>| {
         if !lines.is_empty() {
-            nothing = false;
-            let _ = writeln!(s, "\n{title}:");
-            for l in lines {
-                let _ = writeln!(s, "  {l}");
-            }
+            sections.push((title, lines));
         }
     };
     section(
-        &mut s,
         "Added",
         plan.added
             .iter()
@@ -498,7 +559,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Removed",
         plan.removed
             .iter()
@@ -514,7 +574,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Renamed (same certificate)",
         plan.renamed
             .iter()
@@ -522,7 +581,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Re-pinned (new certificate under the same name)",
         plan.repinned
             .iter()
@@ -537,7 +595,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Distrusted (removed from nodes at once)",
         plan.distrusted
             .iter()
@@ -554,7 +611,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "No longer distrusted",
         plan.undistrusted
             .iter()
@@ -562,7 +618,6 @@ pub fn human(plan: &Plan) -> String {
             .collect(),
     );
     section(
-        &mut s,
         "Changed",
         plan.authorities_changed
             .iter()
@@ -570,9 +625,12 @@ pub fn human(plan: &Plan) -> String {
             .map(|c| format!("~ {}: {} -> {}", c.field, c.from, c.to))
             .collect(),
     );
-    if nothing {
-        let _ = writeln!(s, "\nNo changes.");
-    }
+    sections
+}
+
+/// "What happens": each output's effect.
+fn write_effects(s: &mut String, plan: &Plan) {
+    use std::fmt::Write as _;
     if !plan.effects.is_empty() {
         let _ = writeln!(s, "\nWhat happens:");
         for e in &plan.effects {
@@ -582,6 +640,11 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
+}
+
+/// The CT401 verdict, and for each blocked removal when or how it can go.
+fn write_rotation(s: &mut String, plan: &Plan) {
+    use std::fmt::Write as _;
     let blocked: Vec<&Removal> = plan.removed.iter().filter(|r| r.verdict.blocks()).collect();
     if blocked.is_empty() {
         if !plan.removed.is_empty() {
@@ -610,7 +673,6 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
-    s
 }
 
 /// The plan as JSON (the shape is documented in README.md, "Rotation").

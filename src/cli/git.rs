@@ -8,6 +8,7 @@ use catrust::compile::Context;
 use catrust::diag::Diagnostic;
 use catrust::git::{self, GitIndexSource, GitTreeSource, Recording, Repo, Side};
 use catrust::load::Loaded;
+use catrust::plan::request::{self, FromState};
 use catrust::plan::{self, StateRef};
 use catrust::source::Source;
 
@@ -248,21 +249,20 @@ pub(super) fn plan(
         Ok(l) => l,
         Err(e) => return usage_error(e),
     };
-    // --from defaults to the checked state's parent: HEAD for the working tree and the
-    // index, REV^ for --to REV.
-    let from_commit = match (&from, opened.commit()) {
-        (Some(rev), _) => match repo.commit(rev) {
+    let to_rev = match &opened.input {
+        Input::Rev(r) => Some(r.as_str()),
+        _ => None,
+    };
+    let from_state = FromState::choose(from.as_deref(), to_rev);
+    let from_commit = match &from_state {
+        FromState::Rev(rev) => match repo.commit(rev) {
             Ok(c) => Some(c),
             Err(e) => return usage_error(e),
         },
-        (None, Some(c)) => c.parent(0).ok(),
-        (None, None) => repo.head(),
+        FromState::ParentOf(_) => opened.commit().and_then(|c| c.parent(0).ok()),
+        FromState::Head => repo.head(),
     };
-    let from_label = match (&from, &opened.input) {
-        (Some(r), _) => r.clone(),
-        (None, Input::Rev(r)) => format!("{r}^"),
-        (None, _) => "HEAD".into(),
-    };
+    let from_label = from_state.label();
     let from_path = match &from_commit {
         Some(c) => {
             let tree = match c.tree() {
@@ -290,9 +290,8 @@ pub(super) fn plan(
             sources: Default::default(),
         },
     };
-    let is_parent = from.is_none();
     let rotation = opened.with_side(|side| {
-        if is_parent {
+        if from_state.is_parent() {
             git::rotation(
                 &repo,
                 &to_loaded,
@@ -335,12 +334,10 @@ pub(super) fn plan(
         PlanFormat::Human => print!("{}", plan::human(&plan)),
         PlanFormat::Json => print!("{}", plan::json(&plan)),
     }
-    // The target state's own errors (and CT401) make the plan fail.
-    let mut findings: Vec<Diagnostic> = catrust::lint::lint(&to_loaded, now)
-        .into_iter()
-        .filter(|d| d.severity() == catrust::rules::Severity::Error)
-        .collect();
-    findings.extend(rotation.diagnostics(&to_loaded));
+    let findings = request::failing_findings(
+        catrust::lint::lint(&to_loaded, now),
+        rotation.diagnostics(&to_loaded),
+    );
     if !findings.is_empty() {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         eprint!(
@@ -348,9 +345,9 @@ pub(super) fn plan(
             catrust::report::human(&findings, &to_loaded.sources, color)
         );
     }
-    if findings.is_empty() && !plan.breaks_ct401 {
-        EXIT_OK
-    } else {
+    if request::fails(&findings, plan.breaks_ct401) {
         EXIT_INPUT
+    } else {
+        EXIT_OK
     }
 }

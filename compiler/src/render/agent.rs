@@ -199,16 +199,14 @@ pub(super) fn render(
         });
 
         let ds_name = object_name(&format!("catrust-agent-{name}"), &suffix);
-        let ds = daemonset(
-            config,
-            agent,
-            &ds_name,
-            &service_account,
-            &secret_name,
-            &manifest.bundle_sha256,
-            &group.selector,
-            &provenance,
-        );
+        let pool = PoolDaemonSet {
+            name: &ds_name,
+            service_account: &service_account,
+            secret_name: &secret_name,
+            bundle_sha256: &manifest.bundle_sha256,
+            selector: &group.selector,
+        };
+        let ds = daemonset(config, agent, &pool, &provenance);
         let ds_file = if suffix.is_empty() {
             "agent/daemonset.yaml".to_string()
         } else {
@@ -252,17 +250,32 @@ fn affinity(agent: &AgentTarget, selector: &PoolSelector) -> Option<Value> {
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one pool group's DaemonSet is made of, besides the config and the agent target.
+struct PoolDaemonSet<'a> {
+    /// The DaemonSet's object name.
+    name: &'a str,
+    service_account: &'a str,
+    /// The bundle Secret the pods mount.
+    secret_name: &'a str,
+    /// The bundle's hash, the pod template's annotation and the agent's readiness check.
+    bundle_sha256: &'a str,
+    /// The node pools this DaemonSet runs on.
+    selector: &'a PoolSelector,
+}
+
 fn daemonset(
     config: &TrustConfig,
     agent: &AgentTarget,
-    name: &str,
-    service_account: &str,
-    secret_name: &str,
-    bundle_sha256: &str,
-    selector: &PoolSelector,
+    pool: &PoolDaemonSet<'_>,
     provenance: &super::k8s::OrderedMap,
 ) -> Value {
+    let PoolDaemonSet {
+        name,
+        service_account,
+        secret_name,
+        bundle_sha256,
+        selector,
+    } = *pool;
     let instance = name.strip_prefix("catrust-agent-").unwrap_or(name);
     let selector_labels = json!({
         "app.kubernetes.io/name": "catrust-agent",
