@@ -9,6 +9,8 @@ use std::time::Duration;
 use catrust_bundle::agent_interface::{
     flag, DEFAULT_LISTEN, ENV_EXPECTED_SHA256, ENV_POOL, SUBCOMMAND_RUN,
 };
+use catrust_bundle::duration::{self, DurationError};
+use catrust_bundle::ContainerdPolicy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// How the refresh and containerd commands reach the host.
@@ -41,13 +43,6 @@ pub enum LogFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum Policy {
-    Restart,
-    RegistriesOnly,
-    None,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
     Human,
     Json,
@@ -62,8 +57,8 @@ pub struct HostArgs {
     #[arg(long = flag::HOST_EXEC, value_enum, default_value = "nsenter")]
     pub host_exec: HostExec,
     /// Overrides the bundle's containerd policy.
-    #[arg(long, value_enum)]
-    pub containerd: Option<Policy>,
+    #[arg(long, value_parser = containerd_policy)]
+    pub containerd: Option<ContainerdPolicy>,
     /// Run with `sh -c` instead of `systemctl restart containerd`.
     #[arg(long)]
     pub containerd_restart_command: Option<String>,
@@ -132,25 +127,17 @@ pub enum Cmd {
     },
 }
 
-/// `90s`, `5m`, `2h`, `1d` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "ms" => return Ok(Duration::from_millis(n)),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
-    };
-    let secs = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too long"))?;
-    Ok(Duration::from_secs(secs))
+/// `90s`, `5m`, `2h`, `1d`, `1m30s`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    duration::parse_flag(s)
+}
+
+/// The bundle's spelling of a containerd policy (`restart`, `registries-only`, `none`).
+fn containerd_policy(s: &str) -> Result<ContainerdPolicy, String> {
+    ContainerdPolicy::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = ContainerdPolicy::ALL.iter().map(|p| p.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 #[cfg(test)]
@@ -166,6 +153,34 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn containerd_takes_the_bundle_spellings() {
+        let run = |policy: &str| {
+            Cli::try_parse_from([
+                "catrust-agent",
+                "uninstall",
+                "--host-root=/",
+                "--containerd",
+                policy,
+            ])
+            .map(|cli| match cli.command {
+                Cmd::Uninstall { host } => host.containerd,
+                _ => unreachable!("parsed uninstall"),
+            })
+        };
+        assert_eq!(
+            run("registries-only").unwrap(),
+            Some(ContainerdPolicy::RegistriesOnly)
+        );
+        let error = run("Restart")
+            .expect_err("a wrong spelling is refused")
+            .to_string();
+        assert!(
+            error.contains("expected one of restart, registries-only, none"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -37,28 +37,19 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use catrust_agent::cli::{BundleArgs, Cli, Cmd, Format, HostArgs, LogFormat, Policy};
+use catrust_agent::cli::{BundleArgs, Cli, Cmd, Format, HostArgs, LogFormat};
 use catrust_agent::{bundle_dir, failpoint};
-use catrust_bundle::ContainerdPolicy;
 use clap::Parser;
 use tracing::{error, info};
 
 use crate::exec::HostExec;
-
-fn policy(p: Option<Policy>) -> Option<ContainerdPolicy> {
-    p.map(|p| match p {
-        Policy::Restart => ContainerdPolicy::Restart,
-        Policy::RegistriesOnly => ContainerdPolicy::RegistriesOnly,
-        Policy::None => ContainerdPolicy::None,
-    })
-}
 
 fn config(bundle: Option<&BundleArgs>, host: &HostArgs) -> engine::Config {
     engine::Config {
         bundle_dir: bundle.map(|b| b.bundle_dir.clone()),
         host_root: host.host_root.clone(),
         exec: host.host_exec,
-        containerd: policy(host.containerd),
+        containerd: host.containerd,
         expected: bundle
             .and_then(|b| b.expected_sha256.clone())
             .filter(|s| !s.trim().is_empty())

@@ -59,11 +59,13 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "aks" => Some(TargetKind::Aks),
-            "agent" => Some(TargetKind::Agent),
-            _ => None,
+    pub const ALL: [TargetKind; 2] = [TargetKind::Aks, TargetKind::Agent];
+
+    /// The spelling in an authority's `targets`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Aks => "aks",
+            TargetKind::Agent => "agent",
         }
     }
 }
@@ -150,31 +152,11 @@ pub struct TrustConfig {
     pub targets: Targets,
 }
 
-/// Parses `72h`, `30d`, `1d12h`, `90s` into seconds.
+/// Parses a trust.yaml duration (`72h`, `30d`, `1d12h`, `90s`: the grammar of
+/// [`catrust_bundle::duration`]) into whole seconds.
 pub fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => HOUR,
-            'd' => DAY,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        number.clear();
-    }
-    number.is_empty().then_some(total)
+    let duration = catrust_bundle::duration::parse(text).ok()?;
+    (duration.subsec_nanos() == 0).then_some(duration.as_secs())
 }
 
 /// Formats seconds the way a user would write them (`72h`, `30d`, `1d12h`).

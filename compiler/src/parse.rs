@@ -49,11 +49,26 @@ struct Cx<'a> {
 struct Map<'n, 'i> {
     entries: Vec<(String, Span, &'n MarkedYaml<'i>)>,
     taken: Vec<bool>,
+    /// Every field name asked for, in the order asked, present or not: the fields this
+    /// mapping takes, for the "did you mean" and "`x` takes: …" hints of [`Cx::finish`].
+    known: Vec<String>,
     span: Span,
 }
 
 impl<'n, 'i> Map<'n, 'i> {
+    fn new(entries: Vec<(String, Span, &'n MarkedYaml<'i>)>, span: Span) -> Self {
+        Map {
+            taken: vec![false; entries.len()],
+            entries,
+            known: Vec::new(),
+            span,
+        }
+    }
+
     fn take(&mut self, key: &str) -> Option<&'n MarkedYaml<'i>> {
+        if !self.known.iter().any(|k| k == key) {
+            self.known.push(key.to_string());
+        }
         let i = self.entries.iter().position(|(k, _, _)| k == key)?;
         self.taken[i] = true;
         Some(self.entries[i].2)
@@ -97,6 +112,44 @@ pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)
+}
+
+/// A closed set of spellings a trust.yaml string field takes, read by [`Cx::keyword`].
+trait Keyword: Copy + 'static {
+    /// The field as messages name it ("containerd policy").
+    const LABEL: &'static str;
+    fn all() -> &'static [Self];
+    fn spelling(self) -> &'static str;
+}
+
+impl Keyword for TargetKind {
+    const LABEL: &'static str = "target";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn spelling(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Keyword for ContainerdPolicy {
+    const LABEL: &'static str = "containerd policy";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn spelling(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Keyword for K3sDistribution {
+    const LABEL: &'static str = "distribution";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn spelling(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl<'a> Cx<'a> {
@@ -177,13 +230,7 @@ impl<'a> Cx<'a> {
         let span = self.span(node);
         let mapping = match &node.data {
             YamlData::Mapping(m) => m,
-            YamlData::Value(Scalar::Null) => {
-                return Some(Map {
-                    entries: Vec::new(),
-                    taken: Vec::new(),
-                    span,
-                })
-            }
+            YamlData::Value(Scalar::Null) => return Some(Map::new(Vec::new(), span)),
             _ => {
                 let found = type_name(node);
                 self.error(
@@ -209,22 +256,19 @@ impl<'a> Cx<'a> {
                 }
             }
         }
-        let taken = vec![false; entries.len()];
-        Some(Map {
-            entries,
-            taken,
-            span,
-        })
+        Some(Map::new(entries, span))
     }
 
-    /// Reports every field of `map` that was not taken (CT002), with a suggestion.
-    fn finish(&mut self, map: Map, what: &str, known: &[&str]) {
+    /// Reports every field of `map` that was not taken (CT002), with a suggestion from
+    /// the fields the reader asked for.
+    fn finish(&mut self, map: Map, what: &str) {
+        let known: Vec<&str> = map.known.iter().map(String::as_str).collect();
         for (i, (key, span, _)) in map.entries.iter().enumerate() {
             if map.taken[i] {
                 continue;
             }
             let message = format!("unknown field `{key}` in `{what}`");
-            let help = match suggest(key, known) {
+            let help = match suggest(key, &known) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("`{what}` takes: {}", known.join(", ")),
             };
@@ -327,6 +371,47 @@ impl<'a> Cx<'a> {
         self.boolean(node, &format!("{what}.{key}"))
     }
 
+    /// `text` as one of `T`'s spellings, or CT006 naming them all.
+    fn keyword<T: Keyword>(&mut self, text: &Spanned<String>) -> Option<Spanned<T>> {
+        if let Some(found) = T::all().iter().find(|k| k.spelling() == text.value) {
+            return Some(Spanned::new(*found, text.span));
+        }
+        let all: Vec<&str> = T::all().iter().map(|k| k.spelling()).collect();
+        let message = format!(
+            "{} `{}` is not one of {}",
+            T::LABEL,
+            text.value.escape_debug(),
+            all.join(", ")
+        );
+        self.error(Code::Ct006, text.span, message);
+        None
+    }
+
+    /// The optional field `key` as `T`; `default` (at the mapping) when it is absent,
+    /// at the value when it is misspelled.
+    fn opt_keyword<T: Keyword>(
+        &mut self,
+        map: &mut Map,
+        key: &str,
+        what: &str,
+        default: T,
+    ) -> Spanned<T> {
+        match self.opt_string(map, key, what) {
+            Some(text) => self
+                .keyword(&text)
+                .unwrap_or(Spanned::new(default, text.span)),
+            None => Spanned::new(default, map.span),
+        }
+    }
+
+    /// The optional list of strings `key`; empty when absent. `label` names it in messages.
+    fn opt_string_list(&mut self, map: &mut Map, key: &str, label: &str) -> Vec<Spanned<String>> {
+        match map.take(key) {
+            Some(node) => self.string_list(node, label),
+            None => Vec::new(),
+        }
+    }
+
     fn duration(&mut self, map: &mut Map, key: &str, what: &str, default: u64) -> Spanned<u64> {
         let Some(text) = self.opt_string(map, key, what) else {
             return Spanned::new(default, map.span);
@@ -383,11 +468,7 @@ impl<'a> Cx<'a> {
                 None
             }
         };
-        self.finish(
-            map,
-            "trust.yaml",
-            &["apiVersion", "kind", "metadata", "spec"],
-        );
+        self.finish(map, "trust.yaml");
         let Spec {
             authorities,
             distrust,
@@ -412,7 +493,7 @@ impl<'a> Cx<'a> {
         // Users copy whole Kubernetes metadata blocks; labels and annotations are harmless.
         map.take("labels");
         map.take("annotations");
-        self.finish(map, "metadata", &["name", "labels", "annotations"]);
+        self.finish(map, "metadata");
         let name = name?;
         let valid =
             catrust_bundle::is_dns_label(&name.value) && name.value.len() <= MAX_CONFIG_NAME;
@@ -469,17 +550,7 @@ impl<'a> Cx<'a> {
                 None
             }
         };
-        self.finish(
-            map,
-            "spec",
-            &[
-                "authorities",
-                "distrust",
-                "rotation",
-                "expiryWarning",
-                "targets",
-            ],
-        );
+        self.finish(map, "spec");
         Some(Spec {
             authorities: authorities?,
             distrust,
@@ -494,7 +565,7 @@ impl<'a> Cx<'a> {
             return Spanned::new(DEFAULT_MIN_OVERLAP, parent);
         };
         let overlap = self.duration(&mut map, "minOverlap", "spec.rotation", DEFAULT_MIN_OVERLAP);
-        self.finish(map, "spec.rotation", &["minOverlap"]);
+        self.finish(map, "spec.rotation");
         overlap
     }
 
@@ -504,83 +575,19 @@ impl<'a> Cx<'a> {
         let name = self.req_string(&mut map, "name", WHAT);
         let file = self.opt_string(&mut map, "file", WHAT);
         let pem = self.opt_string(&mut map, "pem", WHAT);
-        let sha256 = match map.take("sha256") {
-            Some(n) if matches!(unwrap_tags(n).data, YamlData::Sequence(_)) => {
-                self.string_list(n, "sha256")
-            }
-            Some(n) => self.string(n, "sha256").into_iter().collect(),
-            None => Vec::new(),
-        };
-        let registries = match map.take("registries") {
-            Some(n) => self.string_list(n, "registries"),
-            None => Vec::new(),
-        };
-        let pools = match map.take("pools") {
-            Some(n) => self.string_list(n, "pools"),
-            None => Vec::new(),
-        };
+        let sha256 = self.pins(&mut map);
+        let registries = self.opt_string_list(&mut map, "registries", "registries");
+        let pools = self.opt_string_list(&mut map, "pools", "pools");
         let replaces = self.opt_string(&mut map, "replaces", WHAT);
-        let targets = match map.take("targets") {
-            Some(n) => self
-                .string_list(n, "targets")
-                .into_iter()
-                .filter_map(|t| match TargetKind::parse(&t.value) {
-                    Some(k) => Some(Spanned::new(k, t.span)),
-                    None => {
-                        self.error(
-                            Code::Ct006,
-                            t.span,
-                            format!(
-                                "target `{}` is not one of aks, agent",
-                                t.value.escape_debug()
-                            ),
-                        );
-                        None
-                    }
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let targets = self
+            .opt_string_list(&mut map, "targets", "targets")
+            .iter()
+            .filter_map(|t| self.keyword(t))
+            .collect();
         let span = map.span;
-        self.finish(
-            map,
-            WHAT,
-            &[
-                "name",
-                "file",
-                "pem",
-                "sha256",
-                "registries",
-                "pools",
-                "replaces",
-                "targets",
-            ],
-        );
+        self.finish(map, WHAT);
         let name = name?;
-        let source = match (file, pem) {
-            (Some(f), None) => CertSource::File(f),
-            (None, Some(p)) => CertSource::Pem(p),
-            (Some(_), Some(p)) => {
-                self.error(
-                    Code::Ct003,
-                    p.span,
-                    format!("authority `{}` has both `file` and `pem`", name.value),
-                )
-                .help = Some("keep exactly one of `file` and `pem`".into());
-                return None;
-            }
-            (None, None) => {
-                self.error(
-                    Code::Ct003,
-                    name.span,
-                    format!("authority `{}` has neither `file` nor `pem`", name.value),
-                )
-                .help = Some(
-                    "add `file: path/to/ca.pem` (relative to trust.yaml) or inline `pem: |`".into(),
-                );
-                return None;
-            }
-        };
+        let source = self.cert_source(&name, file, pem)?;
         Some(AuthoritySpec {
             name,
             source,
@@ -593,13 +600,57 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// `sha256:` as one pin or a list of pins.
+    fn pins(&mut self, map: &mut Map) -> Vec<Spanned<String>> {
+        match map.take("sha256") {
+            Some(n) if matches!(unwrap_tags(n).data, YamlData::Sequence(_)) => {
+                self.string_list(n, "sha256")
+            }
+            Some(n) => self.string(n, "sha256").into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Exactly one of `file` and `pem` (CT003 otherwise).
+    fn cert_source(
+        &mut self,
+        name: &Spanned<String>,
+        file: Option<Spanned<String>>,
+        pem: Option<Spanned<String>>,
+    ) -> Option<CertSource> {
+        match (file, pem) {
+            (Some(f), None) => Some(CertSource::File(f)),
+            (None, Some(p)) => Some(CertSource::Pem(p)),
+            (Some(_), Some(p)) => {
+                self.error(
+                    Code::Ct003,
+                    p.span,
+                    format!("authority `{}` has both `file` and `pem`", name.value),
+                )
+                .help = Some("keep exactly one of `file` and `pem`".into());
+                None
+            }
+            (None, None) => {
+                self.error(
+                    Code::Ct003,
+                    name.span,
+                    format!("authority `{}` has neither `file` nor `pem`", name.value),
+                )
+                .help = Some(
+                    "add `file: path/to/ca.pem` (relative to trust.yaml) or inline `pem: |`".into(),
+                );
+                None
+            }
+        }
+    }
+
     fn distrust(&mut self, node: &MarkedYaml) -> Option<DistrustSpec> {
         const WHAT: &str = "spec.distrust[]";
         let mut map = self.map(node, WHAT)?;
         let sha256 = self.req_string(&mut map, "sha256", WHAT);
         let reason = self.opt_string(&mut map, "reason", WHAT);
         let span = map.span;
-        self.finish(map, WHAT, &["sha256", "reason"]);
+        self.finish(map, WHAT);
         Some(DistrustSpec {
             sha256: sha256?,
             reason,
@@ -614,15 +665,11 @@ impl<'a> Cx<'a> {
         let platforms = self.platforms(&mut map);
         let span = map.span;
         let empty = map.entries.is_empty();
-        let known: Vec<&str> = ["aks", "agent"]
-            .iter()
-            .chain(PLATFORM_KEYS)
-            .copied()
-            .collect();
-        self.finish(map, "spec.targets", &known);
+        let known = map.known.join(", ");
+        self.finish(map, "spec.targets");
         if empty {
             self.error(Code::Ct003, span, "`spec.targets` names no target")
-                .help = Some(format!("add one of {} under `targets`", known.join(", ")));
+                .help = Some(format!("add one of {known} under `targets`"));
         }
         Some(Targets {
             aks,
@@ -675,17 +722,7 @@ impl<'a> Cx<'a> {
             }
         }
         let span = map.span;
-        self.finish(
-            map,
-            WHAT,
-            &[
-                "resourceGroup",
-                "cluster",
-                "certificatesFile",
-                "secret",
-                "nodePools",
-            ],
-        );
+        self.finish(map, WHAT);
         Some(AksTarget {
             resource_group: resource_group?,
             cluster: cluster?,
@@ -712,7 +749,7 @@ impl<'a> Cx<'a> {
         }
         let custom_ca_trust = self.opt_bool(&mut map, "customCATrust", WHAT);
         let span = map.span;
-        self.finish(map, WHAT, &["name", "osType", "customCATrust"]);
+        self.finish(map, WHAT);
         if let Some(name) = &name {
             self.azure_name(name, "nodePools[].name", NameKind::NodePool);
         }
@@ -748,22 +785,8 @@ impl<'a> Cx<'a> {
             .opt_string(&mut map, "namespace", WHAT)
             .unwrap_or(Spanned::new("kube-system".into(), map.span));
         let image = self.req_string(&mut map, "image", WHAT);
-        let containerd = match self.opt_string(&mut map, "containerd", WHAT) {
-            Some(s) => {
-                match ContainerdPolicy::parse(&s.value) {
-                    Some(p) => Spanned::new(p, s.span),
-                    None => {
-                        self.error(
-                        Code::Ct006,
-                        s.span,
-                        format!("containerd policy `{}` is not one of restart, registries-only, none", s.value),
-                    );
-                        Spanned::new(ContainerdPolicy::Restart, s.span)
-                    }
-                }
-            }
-            None => Spanned::new(ContainerdPolicy::Restart, map.span),
-        };
+        let containerd =
+            self.opt_keyword(&mut map, "containerd", WHAT, ContainerdPolicy::default());
         let max_unavailable = match self.opt_string(&mut map, "maxUnavailable", WHAT) {
             Some(s) => {
                 match parse_int_or_percent(&s.value) {
@@ -791,18 +814,7 @@ impl<'a> Cx<'a> {
             None => Vec::new(),
         };
         let span = map.span;
-        self.finish(
-            map,
-            WHAT,
-            &[
-                "namespace",
-                "image",
-                "containerd",
-                "maxUnavailable",
-                "poolLabel",
-                "nodeSelector",
-            ],
-        );
+        self.finish(map, WHAT);
         Some(AgentTarget {
             namespace,
             image: image?,

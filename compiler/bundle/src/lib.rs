@@ -11,6 +11,7 @@
 //!   DaemonSet pod template and is what the agent's readiness is measured against;
 //! - the verification of a bundle read from disk ([`verify`]);
 //! - the DaemonSet → agent interface: flags, environment, port ([`agent_interface`]).
+//! - the duration grammar of trust.yaml and the agent's flags ([`duration`]).
 //! - what a registry host is ([`RegistryHost`]: the compiler's lint and the agent's
 //!   `bundle.json` use the same validation).
 //!
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_interface;
+pub mod duration;
 
 use std::collections::BTreeMap;
 
@@ -62,14 +64,16 @@ impl ContainerdPolicy {
         }
     }
 
+    /// Every policy, in the order help texts list them.
+    pub const ALL: [ContainerdPolicy; 3] = [
+        ContainerdPolicy::Restart,
+        ContainerdPolicy::RegistriesOnly,
+        ContainerdPolicy::None,
+    ];
+
     /// Parses the trust.yaml / command-line spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "restart" => Some(ContainerdPolicy::Restart),
-            "registries-only" => Some(ContainerdPolicy::RegistriesOnly),
-            "none" => Some(ContainerdPolicy::None),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -16,17 +16,6 @@ pub struct PlatformTargets {
     pub gke: Option<GkeTarget>,
 }
 
-/// The trust.yaml key of each platform target, in rendering order.
-pub const PLATFORM_KEYS: &[&str] = &[
-    "trustManager",
-    "clusterTrustBundle",
-    "openshift",
-    "talos",
-    "bottlerocket",
-    "k3s",
-    "gke",
-];
-
 /// The name a platform object takes when trust.yaml names none.
 pub fn default_name(config_name: &str, suffix: &str) -> String {
     format!("catrust-{config_name}{suffix}")
@@ -152,6 +141,18 @@ pub struct BottlerocketTarget {
 pub enum K3sDistribution {
     K3s,
     Rke2,
+}
+
+impl K3sDistribution {
+    pub const ALL: [K3sDistribution; 2] = [K3sDistribution::K3s, K3sDistribution::Rke2];
+
+    /// The spelling of `targets.k3s.distribution`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            K3sDistribution::K3s => "k3s",
+            K3sDistribution::Rke2 => "rke2",
+        }
+    }
 }
 
 /// `targets.k3s`: `registries.yaml` and the CA files it names.

@@ -23,7 +23,7 @@ impl Cx<'_> {
                 const WHAT: &str = "spec.targets.bottlerocket";
                 let map = self.map(n, WHAT)?;
                 let span = map.span;
-                self.finish(map, WHAT, &[]);
+                self.finish(map, WHAT);
                 Some(BottlerocketTarget { span })
             }),
             k3s: map.take("k3s").and_then(|n| self.k3s(n)),
@@ -47,7 +47,7 @@ impl Cx<'_> {
             if let Some(mut f) = self.map(formats, FORMATS) {
                 jks_key = self.format_key(&mut f, "jks");
                 pkcs12_key = self.format_key(&mut f, "pkcs12");
-                self.finish(f, FORMATS, &["jks", "pkcs12"]);
+                self.finish(f, FORMATS);
             }
         }
         let namespace_selector = match map.take("namespaceSelector") {
@@ -58,18 +58,7 @@ impl Cx<'_> {
             .opt_bool(&mut map, "clusterBundle", WHAT)
             .unwrap_or(Spanned::new(false, map.span));
         let span = map.span;
-        self.finish(
-            map,
-            WHAT,
-            &[
-                "name",
-                "key",
-                "useDefaultCAs",
-                "additionalFormats",
-                "namespaceSelector",
-                "clusterBundle",
-            ],
-        );
+        self.finish(map, WHAT);
         Some(TrustManagerTarget {
             name,
             key,
@@ -87,7 +76,7 @@ impl Cx<'_> {
         let what = format!("spec.targets.trustManager.additionalFormats.{format}");
         let mut map = self.map(formats.take(format)?, &what)?;
         let key = self.req_string(&mut map, "key", &what);
-        self.finish(map, &what, &["key"]);
+        self.finish(map, &what);
         key
     }
 
@@ -97,7 +86,7 @@ impl Cx<'_> {
         let signer_name = self.opt_string(&mut map, "signerName", WHAT);
         let name = self.opt_string(&mut map, "name", WHAT);
         let span = map.span;
-        self.finish(map, WHAT, &["signerName", "name"]);
+        self.finish(map, WHAT);
         Some(ClusterTrustBundleTarget {
             signer_name,
             name,
@@ -110,7 +99,7 @@ impl Cx<'_> {
         let mut map = self.map(node, WHAT)?;
         let registry_config_map = self.opt_string(&mut map, "registryConfigMap", WHAT);
         let span = map.span;
-        self.finish(map, WHAT, &["registryConfigMap"]);
+        self.finish(map, WHAT);
         Some(OpenShiftTarget {
             registry_config_map,
             span,
@@ -120,23 +109,9 @@ impl Cx<'_> {
     fn k3s(&mut self, node: &MarkedYaml) -> Option<K3sTarget> {
         const WHAT: &str = "spec.targets.k3s";
         let mut map = self.map(node, WHAT)?;
-        let distribution = match self.opt_string(&mut map, "distribution", WHAT) {
-            Some(d) => match d.value.as_str() {
-                "k3s" => Spanned::new(K3sDistribution::K3s, d.span),
-                "rke2" => Spanned::new(K3sDistribution::Rke2, d.span),
-                other => {
-                    self.error(
-                        Code::Ct006,
-                        d.span,
-                        format!("distribution `{other}` is not one of k3s, rke2"),
-                    );
-                    Spanned::new(K3sDistribution::K3s, d.span)
-                }
-            },
-            None => Spanned::new(K3sDistribution::K3s, map.span),
-        };
+        let distribution = self.opt_keyword(&mut map, "distribution", WHAT, K3sDistribution::K3s);
         let span = map.span;
-        self.finish(map, WHAT, &["distribution"]);
+        self.finish(map, WHAT);
         Some(K3sTarget { distribution, span })
     }
 
@@ -147,7 +122,7 @@ impl Cx<'_> {
         let cluster = self.req_string(&mut map, "cluster", WHAT);
         let location = self.req_string(&mut map, "location", WHAT);
         let span = map.span;
-        self.finish(map, WHAT, &["project", "cluster", "location"]);
+        self.finish(map, WHAT);
         Some(GkeTarget {
             project: project?,
             cluster: cluster?,
@@ -177,12 +152,9 @@ impl Cx<'_> {
             }
             None => Spanned::new(None, map.span),
         };
-        let nodes = match map.take("nodes") {
-            Some(n) => self.string_list(n, "spec.targets.talos.nodes"),
-            None => Vec::new(),
-        };
+        let nodes = self.opt_string_list(&mut map, "nodes", "spec.targets.talos.nodes");
         let span = map.span;
-        self.finish(map, WHAT, &["talosVersion", "nodes"]);
+        self.finish(map, WHAT);
         Some(TalosTarget {
             talos_version,
             nodes,
