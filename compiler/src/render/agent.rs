@@ -134,21 +134,20 @@ pub(super) fn render(
     // change the trust must not roll the nodes).
     let provenance = provenance.annotations();
     let name = &config.name.value;
-    let namespace = &agent.namespace.value;
     let service_account = object_name(&format!("catrust-agent-{name}"), "");
     let sa = json!({
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {
             "name": service_account,
-            "namespace": namespace,
+            "namespace": agent.namespace.value,
             "labels": k8s::labels(name, "node-agent"),
             "annotations": with_annotations(&[("argocd.argoproj.io/sync-wave", "-1")], &provenance),
         },
         // The agent never calls the API server: it reads its bundle from a volume.
         "automountServiceAccountToken": false,
     });
-    emit(out, resources, "agent/serviceaccount.yaml", &sa);
+    out.add_object(resources, "agent/serviceaccount.yaml", k8s::to_yaml(&sa));
 
     for group in pool_groups(config, certificates) {
         let members: Vec<&Certificate> = group
@@ -158,75 +157,79 @@ pub(super) fn render(
             .collect();
         let manifest = crate::bundle::manifest_of(config, members.iter().copied());
         let suffix = group_suffix(&group.selector);
-        let secret_name = object_name(&format!("catrust-{name}"), manifest.short_hash());
-        let mut data = OrderedMap::default();
-        let b64 = base64::engine::general_purpose::STANDARD;
-        for c in &members {
-            data.insert(
-                format!("{}{}", c.name, catrust_bundle::CERT_SUFFIX),
-                b64.encode(&c.pem),
-            );
-        }
-        data.insert(catrust_bundle::MANIFEST_KEY, b64.encode(manifest.to_json()));
-        let mut annotations = OrderedMap::default();
-        // Created before the DaemonSet that mounts it, pruned after the DaemonSet that
-        // stops mounting it: a rolling node never finds its bundle gone.
-        annotations.insert("argocd.argoproj.io/sync-wave", "-1");
-        annotations.insert("argocd.argoproj.io/sync-options", "PruneLast=true");
-        annotations.0.extend(provenance.0.iter().cloned());
-        let secret = Secret {
-            api_version: "v1",
-            kind: "Secret",
-            metadata: ObjectMeta {
-                name: secret_name.clone(),
-                namespace: Some(namespace.clone()),
-                labels: k8s::labels(name, "bundle"),
-                annotations,
-            },
-            immutable: Some(true),
-            type_: "Opaque",
-            data,
-        };
-        let secret_file = if suffix.is_empty() {
-            "agent/bundle-secret.yaml".to_string()
-        } else {
-            format!("agent/bundle-secret-{suffix}.yaml")
-        };
-        emit(out, resources, &secret_file, &secret);
+        let secret = bundle_secret(config, agent, &members, &manifest, &provenance);
+        let secret_name = secret.metadata.name.clone();
+        out.add_object(
+            resources,
+            &group_file("bundle-secret", &suffix),
+            k8s::to_yaml(&secret),
+        );
         out.bundles.push(super::BundleRef {
             secret: secret_name.clone(),
             sha256: manifest.bundle_sha256.clone(),
         });
-
-        let ds_name = object_name(&format!("catrust-agent-{name}"), &suffix);
         let pool = PoolDaemonSet {
-            name: &ds_name,
+            name: &object_name(&format!("catrust-agent-{name}"), &suffix),
             service_account: &service_account,
             secret_name: &secret_name,
             bundle_sha256: &manifest.bundle_sha256,
             selector: &group.selector,
         };
         let ds = daemonset(config, agent, &pool, &provenance);
-        let ds_file = if suffix.is_empty() {
-            "agent/daemonset.yaml".to_string()
-        } else {
-            format!("agent/daemonset-{suffix}.yaml")
-        };
-        emit(out, resources, &ds_file, &ds);
+        out.add_object(
+            resources,
+            &group_file("daemonset", &suffix),
+            k8s::to_yaml(&ds),
+        );
     }
 }
 
-fn emit(
-    out: &mut Rendered,
-    resources: &mut Vec<String>,
-    path: &str,
-    object: &impl serde::Serialize,
-) {
-    let yaml = k8s::to_yaml(object);
-    out.files
-        .insert(path.to_string(), yaml.clone().into_bytes());
-    out.objects.push(yaml);
-    resources.push(path.to_string());
+/// `agent/<kind>.yaml`, or `agent/<kind>-<suffix>.yaml` for one of several pool groups.
+fn group_file(kind: &str, suffix: &str) -> String {
+    if suffix.is_empty() {
+        format!("agent/{kind}.yaml")
+    } else {
+        format!("agent/{kind}-{suffix}.yaml")
+    }
+}
+
+/// The immutable bundle Secret of one pool group, named by its hash.
+fn bundle_secret(
+    config: &TrustConfig,
+    agent: &AgentTarget,
+    members: &[&Certificate],
+    manifest: &catrust_bundle::Manifest,
+    provenance: &OrderedMap,
+) -> Secret {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut data = OrderedMap::default();
+    for c in members {
+        data.insert(
+            format!("{}{}", c.name, catrust_bundle::CERT_SUFFIX),
+            b64.encode(&c.pem),
+        );
+    }
+    data.insert(catrust_bundle::MANIFEST_KEY, b64.encode(manifest.to_json()));
+    let mut annotations = OrderedMap::default();
+    // Created before the DaemonSet that mounts it, pruned after the DaemonSet that
+    // stops mounting it: a rolling node never finds its bundle gone.
+    annotations.insert("argocd.argoproj.io/sync-wave", "-1");
+    annotations.insert("argocd.argoproj.io/sync-options", "PruneLast=true");
+    annotations.0.extend(provenance.0.iter().cloned());
+    let name = &config.name.value;
+    Secret {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: ObjectMeta {
+            name: object_name(&format!("catrust-{name}"), manifest.short_hash()),
+            namespace: Some(agent.namespace.value.clone()),
+            labels: k8s::labels(name, "bundle"),
+            annotations,
+        },
+        immutable: Some(true),
+        type_: "Opaque",
+        data,
+    }
 }
 
 fn affinity(agent: &AgentTarget, selector: &PoolSelector) -> Option<Value> {
@@ -269,13 +272,7 @@ fn daemonset(
     pool: &PoolDaemonSet<'_>,
     provenance: &super::k8s::OrderedMap,
 ) -> Value {
-    let PoolDaemonSet {
-        name,
-        service_account,
-        secret_name,
-        bundle_sha256,
-        selector,
-    } = *pool;
+    let name = pool.name;
     let instance = name.strip_prefix("catrust-agent-").unwrap_or(name);
     let selector_labels = json!({
         "app.kubernetes.io/name": "catrust-agent",
@@ -284,100 +281,6 @@ fn daemonset(
     let mut pod_labels = selector_labels.clone();
     pod_labels["app.kubernetes.io/component"] = json!("node-agent");
     pod_labels["app.kubernetes.io/part-of"] = json!("catrust");
-    let mut node_selector = serde_json::Map::new();
-    node_selector.insert("kubernetes.io/os".into(), json!("linux"));
-    for (k, v) in &agent.node_selector {
-        node_selector.insert(k.value.clone(), json!(v.value));
-    }
-    // The bundle is the only volume: the host is reached through HOST_ROOT.
-    let mounts = vec![json!({"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true})];
-    let volumes = vec![json!({
-        "name": "bundle",
-        "secret": { "secretName": secret_name, "defaultMode": 0o444 },
-    })];
-    // Measured on a booted node (FACTS.md, "A real node on this machine"): setns(2)
-    // into PID 1's namespaces needs SYS_ADMIN, and the mount namespace also SYS_CHROOT
-    // (kernel `mntns_install`); opening /proc/1/ns/* needs SYS_PTRACE. DAC_OVERRIDE:
-    // the RHEL family's `extracted/` folders are 0555, and the refresh run through
-    // nsenter keeps this bounding set. README, "What the DaemonSet needs on a node",
-    // says what breaks without each.
-    let capabilities = ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"];
-    let security = json!({
-        "runAsUser": 0,
-        "runAsNonRoot": false,
-        "privileged": false,
-        "readOnlyRootFilesystem": true,
-        "capabilities": { "drop": ["ALL"], "add": capabilities },
-        "seccompProfile": { "type": "RuntimeDefault" },
-        // containerd's AppArmor profile denies ptrace-read of processes under other
-        // profiles, so /proc/1/ns/* cannot be opened under it. (Kubernetes refuses
-        // allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.)
-        "appArmorProfile": { "type": "Unconfined" },
-    });
-    let mut pod_spec = json!({
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": false,
-        "priorityClassName": "system-node-critical",
-        // nsenter targets the host's PID 1, and systemctl must be visible in
-        // systemd's PID namespace ("Failed to connect to bus" otherwise).
-        "hostPID": true,
-        // A trust installer must run before the node's CNI is up (pulling the CNI's
-        // images may need the very CAs it installs), like kube-proxy and CNI agents.
-        // The agent resolves no names, so the default dnsPolicy is right.
-        "hostNetwork": true,
-        "nodeSelector": node_selector,
-        // Every node must trust the same CAs, whatever its taints.
-        "tolerations": [{ "operator": "Exists" }],
-        "terminationGracePeriodSeconds": 10,
-        "containers": [{
-            "name": "agent",
-            "image": agent.image.value,
-            "imagePullPolicy": "IfNotPresent",
-            // The agent's own CLI parses exactly these (tests/compile_agent.rs).
-            "args": [
-                SUBCOMMAND_RUN,
-                format!("--{}={BUNDLE_DIR}", flag::BUNDLE_DIR),
-                format!("--{}={HOST_ROOT}", flag::HOST_ROOT),
-                format!("--{}=nsenter", flag::HOST_EXEC),
-                format!("--{}=0.0.0.0:{AGENT_PORT}", flag::LISTEN),
-                format!("--{}=json", flag::LOG_FORMAT),
-            ],
-            "env": [
-                {
-                    "name": ENV_EXPECTED_SHA256,
-                    "valueFrom": { "fieldRef": { "fieldPath": format!("metadata.annotations['{BUNDLE_ANNOTATION}']") } },
-                },
-            ],
-            "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
-            // Ready only once this exact bundle is installed on the node: the DaemonSet's
-            // rollout status is the rotation's progress.
-            // Probed every second, so a maxUnavailable wave sees the pod Ready within
-            // about a second of the apply finishing (not paced by the probe period).
-            "readinessProbe": {
-                "httpGet": { "path": "/readyz", "port": "http" },
-                "periodSeconds": 1,
-                "failureThreshold": 1,
-            },
-            "livenessProbe": {
-                "httpGet": { "path": "/healthz", "port": "http" },
-                "periodSeconds": 20,
-                "failureThreshold": 3,
-            },
-            // The refresh (update-ca-certificates or update-ca-trust, and their
-            // hooks, e.g. ca-certificates-java) runs through nsenter but stays in this
-            // pod's memory cgroup: the limit must hold the agent plus that refresh.
-            "resources": {
-                "requests": { "cpu": "10m", "memory": "16Mi" },
-                "limits": { "memory": MEMORY_LIMIT },
-            },
-            "securityContext": security,
-            "volumeMounts": mounts,
-        }],
-        "volumes": volumes,
-    });
-    if let Some(affinity) = affinity(agent, selector) {
-        pod_spec["affinity"] = affinity;
-    }
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -400,15 +303,126 @@ fn daemonset(
                     // commit, so a commit that does not change the trust does not roll
                     // the nodes.
                     "annotations": {
-                        BUNDLE_ANNOTATION: bundle_sha256,
+                        BUNDLE_ANNOTATION: pool.bundle_sha256,
                         // API servers before 1.30 know only the annotation, not the
                         // appArmorProfile field; newer ones require both to agree.
                         "container.apparmor.security.beta.kubernetes.io/agent": "unconfined",
                     },
                 },
-                "spec": pod_spec,
+                "spec": pod_spec(agent, pool),
             },
         },
+    })
+}
+
+/// The pod of one pool group's DaemonSet: host namespaces, the bundle volume, placement.
+fn pod_spec(agent: &AgentTarget, pool: &PoolDaemonSet<'_>) -> Value {
+    let mut pod_spec = json!({
+        "serviceAccountName": pool.service_account,
+        "automountServiceAccountToken": false,
+        "priorityClassName": "system-node-critical",
+        // nsenter targets the host's PID 1, and systemctl must be visible in
+        // systemd's PID namespace ("Failed to connect to bus" otherwise).
+        "hostPID": true,
+        // A trust installer must run before the node's CNI is up (pulling the CNI's
+        // images may need the very CAs it installs), like kube-proxy and CNI agents.
+        // The agent resolves no names, so the default dnsPolicy is right.
+        "hostNetwork": true,
+        "nodeSelector": node_selector(agent),
+        // Every node must trust the same CAs, whatever its taints.
+        "tolerations": [{ "operator": "Exists" }],
+        "terminationGracePeriodSeconds": 10,
+        "containers": [agent_container(agent)],
+        // The bundle is the only volume: the host is reached through HOST_ROOT.
+        "volumes": [{
+            "name": "bundle",
+            "secret": { "secretName": pool.secret_name, "defaultMode": 0o444 },
+        }],
+    });
+    if let Some(affinity) = affinity(agent, pool.selector) {
+        pod_spec["affinity"] = affinity;
+    }
+    pod_spec
+}
+
+fn node_selector(agent: &AgentTarget) -> serde_json::Map<String, Value> {
+    let mut node_selector = serde_json::Map::new();
+    node_selector.insert("kubernetes.io/os".into(), json!("linux"));
+    for (k, v) in &agent.node_selector {
+        node_selector.insert(k.value.clone(), json!(v.value));
+    }
+    node_selector
+}
+
+/// The agent container: the interface flags, probes and limits.
+fn agent_container(agent: &AgentTarget) -> Value {
+    json!({
+        "name": "agent",
+        "image": agent.image.value,
+        "imagePullPolicy": "IfNotPresent",
+        // The agent's own CLI parses exactly these (tests/compile_agent.rs).
+        "args": [
+            SUBCOMMAND_RUN,
+            format!("--{}={BUNDLE_DIR}", flag::BUNDLE_DIR),
+            format!("--{}={HOST_ROOT}", flag::HOST_ROOT),
+            format!("--{}=nsenter", flag::HOST_EXEC),
+            format!("--{}=0.0.0.0:{AGENT_PORT}", flag::LISTEN),
+            format!("--{}=json", flag::LOG_FORMAT),
+        ],
+        "env": [
+            {
+                "name": ENV_EXPECTED_SHA256,
+                "valueFrom": { "fieldRef": { "fieldPath": format!("metadata.annotations['{BUNDLE_ANNOTATION}']") } },
+            },
+        ],
+        "ports": [{ "name": "http", "containerPort": AGENT_PORT, "protocol": "TCP" }],
+        // Ready only once this exact bundle is installed on the node: the DaemonSet's
+        // rollout status is the rotation's progress.
+        // Probed every second, so a maxUnavailable wave sees the pod Ready within
+        // about a second of the apply finishing (not paced by the probe period).
+        "readinessProbe": {
+            "httpGet": { "path": "/readyz", "port": "http" },
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": { "path": "/healthz", "port": "http" },
+            "periodSeconds": 20,
+            "failureThreshold": 3,
+        },
+        // The refresh (update-ca-certificates or update-ca-trust, and their
+        // hooks, e.g. ca-certificates-java) runs through nsenter but stays in this
+        // pod's memory cgroup: the limit must hold the agent plus that refresh.
+        "resources": {
+            "requests": { "cpu": "10m", "memory": "16Mi" },
+            "limits": { "memory": MEMORY_LIMIT },
+        },
+        "securityContext": security_context(),
+        "volumeMounts": [{ "name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": true }],
+    })
+}
+
+/// The least the agent needs to enter the host's namespaces (README, "What the
+/// DaemonSet needs on a node").
+fn security_context() -> Value {
+    // Measured on a booted node (FACTS.md, "A real node on this machine"): setns(2)
+    // into PID 1's namespaces needs SYS_ADMIN, and the mount namespace also SYS_CHROOT
+    // (kernel `mntns_install`); opening /proc/1/ns/* needs SYS_PTRACE. DAC_OVERRIDE:
+    // the RHEL family's `extracted/` folders are 0555, and the refresh run through
+    // nsenter keeps this bounding set. README, "What the DaemonSet needs on a node",
+    // says what breaks without each.
+    let capabilities = ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "DAC_OVERRIDE"];
+    json!({
+        "runAsUser": 0,
+        "runAsNonRoot": false,
+        "privileged": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"], "add": capabilities },
+        "seccompProfile": { "type": "RuntimeDefault" },
+        // containerd's AppArmor profile denies ptrace-read of processes under other
+        // profiles, so /proc/1/ns/* cannot be opened under it. (Kubernetes refuses
+        // allowPrivilegeEscalation: false beside CAP_SYS_ADMIN.)
+        "appArmorProfile": { "type": "Unconfined" },
     })
 }
 

@@ -74,63 +74,99 @@ pub(super) fn render(
     out: &mut Rendered,
     resources: &mut Vec<String>,
 ) -> Result<(), RenderError> {
-    let b64 = base64::engine::general_purpose::STANDARD;
     if aks.secret.value {
-        let mut data = OrderedMap::default();
-        for c in certificates {
-            data.insert(format!("{}.crt", c.name), b64.encode(&c.pem));
-        }
-        let secret = Secret {
-            api_version: "v1",
-            kind: "Secret",
-            metadata: ObjectMeta {
-                name: SECRET_NAME.into(),
-                namespace: Some(SECRET_NAMESPACE.into()),
-                labels: k8s::labels(&config.name.value, "aks-custom-ca-trust"),
-                annotations: provenance.annotations(),
-            },
-            immutable: None,
-            type_: "Opaque",
-            data,
-        };
-        let yaml = k8s::to_yaml(&secret);
-        let path = "aks/custom-ca-trust-secret.yaml".to_string();
-        out.files.insert(path.clone(), yaml.clone().into_bytes());
-        out.objects.push(yaml);
-        resources.push(path);
+        let secret = legacy_secret(config, certificates, provenance);
+        out.add_object(
+            resources,
+            "aks/custom-ca-trust-secret.yaml",
+            k8s::to_yaml(&secret),
+        );
     }
     if aks.certificates_file.value {
-        let entries: Vec<PemEntry> = certificates
-            .iter()
-            .map(|c| PemEntry {
-                name: &c.name,
-                pem: &c.pem,
-            })
-            .collect();
-        let pem = templates.render(
-            "custom-ca-trust-certificates.pem.j2",
-            minijinja::context! { certificates => entries },
-        )?;
-        out.files.insert(
-            "aks/custom-ca-trust-certificates.pem".into(),
-            pem.into_bytes(),
-        );
-        let list: Vec<String> = certificates.iter().map(|c| b64.encode(&c.pem)).collect();
-        let cluster = ManagedCluster {
-            properties: Properties {
-                security_profile: SecurityProfile {
-                    custom_ca_trust_certificates: list.clone(),
-                },
-            },
-        };
-        out.files
-            .insert("aks/managed-cluster.json".into(), pretty_json(&cluster));
-        let variables = TerraformVariables {
-            custom_ca_trust_certificates_base64: list,
-        };
-        out.files
-            .insert(TERRAFORM_FILE.into(), pretty_json(&variables));
+        cluster_list(certificates, templates, out)?;
     }
+    let script = az_script(config, aks, certificates, templates, provenance)?;
+    out.files
+        .insert("aks/az-commands.sh".into(), script.into_bytes());
+    Ok(())
+}
+
+/// `custom-ca-trust-secret`, which only clusters that never enabled the cluster list
+/// still read (CT306).
+fn legacy_secret(
+    config: &TrustConfig,
+    certificates: &[Certificate],
+    provenance: &Provenance,
+) -> Secret {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut data = OrderedMap::default();
+    for c in certificates {
+        data.insert(format!("{}.crt", c.name), b64.encode(&c.pem));
+    }
+    Secret {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: ObjectMeta {
+            name: SECRET_NAME.into(),
+            namespace: Some(SECRET_NAMESPACE.into()),
+            labels: k8s::labels(&config.name.value, "aks-custom-ca-trust"),
+            annotations: provenance.annotations(),
+        },
+        immutable: None,
+        type_: "Opaque",
+        data,
+    }
+}
+
+/// The cluster list in its three spellings: the az `--custom-ca-trust-certificates`
+/// file, the ARM fragment and the Terraform variables.
+fn cluster_list(
+    certificates: &[Certificate],
+    templates: &Templates,
+    out: &mut Rendered,
+) -> Result<(), RenderError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let entries: Vec<PemEntry> = certificates
+        .iter()
+        .map(|c| PemEntry {
+            name: &c.name,
+            pem: &c.pem,
+        })
+        .collect();
+    let pem = templates.render(
+        "custom-ca-trust-certificates.pem.j2",
+        minijinja::context! { certificates => entries },
+    )?;
+    out.files.insert(
+        "aks/custom-ca-trust-certificates.pem".into(),
+        pem.into_bytes(),
+    );
+    let list: Vec<String> = certificates.iter().map(|c| b64.encode(&c.pem)).collect();
+    let cluster = ManagedCluster {
+        properties: Properties {
+            security_profile: SecurityProfile {
+                custom_ca_trust_certificates: list.clone(),
+            },
+        },
+    };
+    out.files
+        .insert("aks/managed-cluster.json".into(), pretty_json(&cluster));
+    let variables = TerraformVariables {
+        custom_ca_trust_certificates_base64: list,
+    };
+    out.files
+        .insert(TERRAFORM_FILE.into(), pretty_json(&variables));
+    Ok(())
+}
+
+/// `aks/az-commands.sh`: the az commands that apply the cluster list and the pools.
+fn az_script(
+    config: &TrustConfig,
+    aks: &AksTarget,
+    certificates: &[Certificate],
+    templates: &Templates,
+    provenance: &Provenance,
+) -> Result<String, RenderError> {
     let pools = |unset: bool| -> Vec<&str> {
         aks.node_pools
             .iter()
@@ -138,22 +174,21 @@ pub(super) fn render(
             .map(|p| p.name.value.as_str())
             .collect()
     };
-    let script = templates.render(
-        "az-commands.sh.j2",
-        ScriptContext {
-            config_file: &provenance.config_path,
-            name: &config.name.value,
-            resource_group: &aks.resource_group.value,
-            cluster: &aks.cluster.value,
-            certificates_file: aks.certificates_file.value,
-            count: certificates.len(),
-            pools: pools(false),
-            unset_pools: pools(true),
-        },
-    )?;
-    out.files
-        .insert("aks/az-commands.sh".into(), script.into_bytes());
-    Ok(())
+    templates
+        .render(
+            "az-commands.sh.j2",
+            ScriptContext {
+                config_file: &provenance.config_path,
+                name: &config.name.value,
+                resource_group: &aks.resource_group.value,
+                cluster: &aks.cluster.value,
+                certificates_file: aks.certificates_file.value,
+                count: certificates.len(),
+                pools: pools(false),
+                unset_pools: pools(true),
+            },
+        )
+        .map_err(RenderError::from)
 }
 
 fn pretty_json(value: &impl Serialize) -> Vec<u8> {

@@ -80,6 +80,15 @@ impl Rendered {
     pub fn stream(&self) -> String {
         self.objects.join("---\n")
     }
+
+    /// Adds one Kubernetes object's YAML to the folder, the `--stdout` stream and the
+    /// kustomization's `resources`.
+    fn add_object(&mut self, resources: &mut Vec<String>, path: &str, yaml: String) {
+        self.files
+            .insert(path.to_string(), yaml.clone().into_bytes());
+        self.objects.push(yaml);
+        resources.push(path.to_string());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,6 +223,18 @@ pub fn render(
         "kustomization.yaml".into(),
         k8s::to_yaml(&kustomization).into_bytes(),
     );
+    let lock = lock_file(config, certificates, provenance, &out);
+    out.files.insert(LOCK_FILE.into(), lock);
+    Ok(out)
+}
+
+/// `catrust.lock.json`: what was rendered from what, with every file's hash.
+fn lock_file(
+    config: &TrustConfig,
+    certificates: &[Certificate],
+    provenance: &Provenance,
+    out: &Rendered,
+) -> Vec<u8> {
     let lock = Lock {
         generator: format!("catrust {}", env!("CARGO_PKG_VERSION")),
         config: &config.name.value,
@@ -245,8 +266,7 @@ pub fn render(
     };
     let mut json = serde_json::to_string_pretty(&lock).expect("lock serialises");
     json.push('\n');
-    out.files.insert(LOCK_FILE.into(), json.into_bytes());
-    Ok(out)
+    json.into_bytes()
 }
 
 /// The source commit and dirty flag a lock file records (`(None, false)` when it

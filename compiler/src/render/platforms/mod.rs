@@ -92,11 +92,7 @@ pub(super) fn emit(
     path: &str,
     object: &impl serde::Serialize,
 ) {
-    let yaml = to_yaml(object);
-    out.files
-        .insert(path.to_string(), yaml.clone().into_bytes());
-    out.objects.push(yaml);
-    resources.push(path.to_string());
+    out.add_object(resources, path, to_yaml(object));
 }
 
 /// `metadata` of a top-level platform object: name, the recommended labels and the
