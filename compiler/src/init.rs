@@ -44,6 +44,15 @@ enum Pins {
     Many(Vec<String>),
 }
 
+impl Pins {
+    fn len(&self) -> usize {
+        match self {
+            Pins::One(_) => 1,
+            Pins::Many(pins) => pins.len(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Rotation {
@@ -93,68 +102,35 @@ fn label_for(subject: &str, fallback: &str) -> String {
     }
 }
 
+/// Why a PEM file cannot go into the starter file.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{path} is {what}: {help}")]
+    NotText {
+        path: String,
+        what: &'static str,
+        help: &'static str,
+    },
+    #[error("{path}: {code} {message}")]
+    Invalid {
+        path: String,
+        code: crate::rules::Code,
+        message: String,
+    },
+    #[error("{path}: no certificate found")]
+    NoCertificate { path: String },
+}
+
 /// Renders the starter file. `inputs` are (path relative to the new trust.yaml, bytes).
-pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
+pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, InitError> {
     let mut authorities: Vec<Authority> = Vec::new();
     for (path, bytes) in inputs {
-        let text = pem::decode_text(bytes)
-            .map_err(|not| format!("{path} is {}: {}", not.what, not.help))?;
-        let scan = pem::scan(&text);
-        if let Some(f) = scan
-            .findings
-            .iter()
-            .find(|f| f.code.severity() == Severity::Error)
-        {
-            return Err(format!("{path}: {} {}", f.code, f.message));
-        }
-        let infos: Vec<_> = scan
-            .certificates
-            .iter()
-            .filter_map(|c| cert::inspect(&c.der).ok())
-            .collect();
-        let Some(first) = infos.first() else {
-            return Err(format!("{path}: no certificate found"));
-        };
-        let stem = path
-            .rsplit('/')
-            .next()
-            .unwrap_or(path)
-            .split('.')
-            .next()
-            .unwrap_or("ca");
-        // A file of several certificates is named after the file (its first CN names
-        // only one of them); a single certificate after its CN.
-        let mut name = if infos.len() > 1 {
-            label_for("", stem)
-        } else {
-            label_for(&first.subject, stem)
-        };
-        let base = name.clone();
-        let mut n = 2;
-        while authorities.iter().any(|a| a.name == name) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
-        let pins: Vec<String> = infos.iter().map(|i| i.sha256.clone()).collect();
-        authorities.push(Authority {
-            name,
-            file: path.clone(),
-            sha256: if pins.len() == 1 {
-                Pins::One(pins[0].clone())
-            } else {
-                Pins::Many(pins)
-            },
-        });
+        let authority = authority_for(path, bytes, &authorities)?;
+        authorities.push(authority);
     }
     // AKS takes at most 10 certificates in its cluster list (CT301): more go to the
     // Secret only, so that the starter file always passes `catrust lint`.
-    let certificates: usize = authorities
-        .iter()
-        .map(|a| match &a.sha256 {
-            Pins::One(_) => 1,
-            Pins::Many(p) => p.len(),
-        })
-        .sum();
+    let certificates: usize = authorities.iter().map(|a| a.sha256.len()).sum();
     let certificates_file = certificates <= crate::lint::AKS_MAX_CERTIFICATES;
     let starter = Starter {
         api_version: crate::config::API_VERSION,
@@ -175,6 +151,67 @@ pub fn starter(inputs: &[(String, Vec<u8>)]) -> Result<String, String> {
         },
     };
     Ok(format!("{HEADER}{}", to_yaml(&starter)))
+}
+
+/// The authority of one PEM file, pinned, named apart from those already `taken`.
+fn authority_for(path: &str, bytes: &[u8], taken: &[Authority]) -> Result<Authority, InitError> {
+    let text = pem::decode_text(bytes).map_err(|not| InitError::NotText {
+        path: path.to_string(),
+        what: not.what,
+        help: not.help,
+    })?;
+    let scan = pem::scan(&text);
+    if let Some(f) = scan
+        .findings
+        .iter()
+        .find(|f| f.code.severity() == Severity::Error)
+    {
+        return Err(InitError::Invalid {
+            path: path.to_string(),
+            code: f.code,
+            message: f.message.clone(),
+        });
+    }
+    let infos: Vec<_> = scan
+        .certificates
+        .iter()
+        .filter_map(|c| cert::inspect(&c.der).ok())
+        .collect();
+    let Some(first) = infos.first() else {
+        return Err(InitError::NoCertificate {
+            path: path.to_string(),
+        });
+    };
+    let stem = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .split('.')
+        .next()
+        .unwrap_or("ca");
+    // A file of several certificates is named after the file (its first CN names
+    // only one of them); a single certificate after its CN.
+    let base = if infos.len() > 1 {
+        label_for("", stem)
+    } else {
+        label_for(&first.subject, stem)
+    };
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.iter().any(|a| a.name == name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    let mut pins: Vec<String> = infos.into_iter().map(|i| i.sha256).collect();
+    Ok(Authority {
+        name,
+        file: path.to_string(),
+        sha256: if pins.len() == 1 {
+            Pins::One(pins.remove(0))
+        } else {
+            Pins::Many(pins)
+        },
+    })
 }
 
 #[cfg(test)]
