@@ -311,20 +311,22 @@ mod tests {
     }
 
     /// A folder outside the volume that looks like a version folder, holding `marker`.
-    fn outside(tmp: &Path, marker: &str) -> std::path::PathBuf {
-        let out = tmp.join("outside");
+    /// A one-key volume `vol/` beside a folder `outside/` whose `a.crt` holds a marker
+    /// that must never be read: (temp dir, outside, volume).
+    fn volume_beside_outside() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("outside");
         std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(out.join("a.crt"), marker).unwrap();
-        out
+        std::fs::write(out.join("a.crt"), "OUTSIDE").unwrap();
+        let vol = tmp.path().join("vol");
+        layout(&vol, "..v1", &[("a.crt", "A")]);
+        (tmp, out, vol)
     }
 
     #[test]
     fn data_never_leads_out_of_the_volume() {
         // ..data -> ..x -> (a link leaving the volume), with or without a hash given.
-        let tmp = tempfile::tempdir().unwrap();
-        let out = outside(tmp.path(), "OUTSIDE");
-        let vol = tmp.path().join("vol");
-        layout(&vol, "..v1", &[("a.crt", "A")]);
+        let (_tmp, out, vol) = volume_beside_outside();
         symlink(&out, vol.join("..x")).unwrap();
         std::fs::remove_file(vol.join("..data")).unwrap();
         symlink("..x", vol.join("..data")).unwrap();
@@ -342,10 +344,7 @@ mod tests {
 
     #[test]
     fn keys_that_are_links_fifos_or_folders_are_refused_unopened() {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = outside(tmp.path(), "OUTSIDE");
-        let vol = tmp.path().join("vol");
-        layout(&vol, "..v1", &[("a.crt", "A")]);
+        let (_tmp, out, vol) = volume_beside_outside();
         symlink(out.join("a.crt"), vol.join("..v1/b.crt")).unwrap();
         assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/b.crt".into())));
         std::fs::remove_file(vol.join("..v1/b.crt")).unwrap();
@@ -372,10 +371,7 @@ mod tests {
 
     #[test]
     fn visible_links_are_compared_not_followed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = outside(tmp.path(), "OUTSIDE");
-        let vol = tmp.path().join("vol");
-        layout(&vol, "..v1", &[("a.crt", "A")]);
+        let (_tmp, out, vol) = volume_beside_outside();
         // A link leaving the volume, dangling or not, is never kubelet's.
         symlink(out.join("a.crt"), vol.join("b.crt")).unwrap();
         assert_eq!(read(&vol), Err(ReadError::Unexpected("b.crt".into())));

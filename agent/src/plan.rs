@@ -682,6 +682,21 @@ mod tests {
         }
     }
 
+    /// The plan for a node the agent has no record of, with `obs` on its disk.
+    fn unrecorded(
+        family: Family,
+        d: &Desired,
+        policy: ContainerdPolicy,
+        obs: &Observed,
+    ) -> Result<Plan, Refusal> {
+        plan(family, d, policy, &State::default(), obs)
+    }
+
+    /// The plan for a node that has never seen a bundle.
+    fn first_plan(family: Family, d: &Desired, policy: ContainerdPolicy) -> Result<Plan, Refusal> {
+        unrecorded(family, d, policy, &Observed::default())
+    }
+
     fn observe_after(plan: &Plan, mut obs: Observed) -> Observed {
         for a in &plan.actions {
             match a {
@@ -697,14 +712,7 @@ mod tests {
     #[test]
     fn fresh_install_writes_anchors_and_refreshes() {
         let d = desired(vec![ca("a", &[]), ca("b", &[])]);
-        let p = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap();
+        let p = first_plan(Family::Debian, &d, ContainerdPolicy::Restart).unwrap();
         assert_eq!(p.actions.len(), 2);
         assert!(p.store_changed && !p.fresh);
         assert_eq!(p.restart.as_deref(), Some("the system trust store changed"));
@@ -714,14 +722,7 @@ mod tests {
     #[test]
     fn second_run_is_a_no_op() {
         let d = desired(vec![ca("a", &["r:5000"])]);
-        let first = plan(
-            Family::Rhel,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap();
+        let first = first_plan(Family::Rhel, &d, ContainerdPolicy::Restart).unwrap();
         let obs = observe_after(&first, Observed::default());
         let second = plan(
             Family::Rhel,
@@ -738,14 +739,7 @@ mod tests {
     #[test]
     fn rotation_removes_the_old_anchor_with_fresh() {
         let d1 = desired(vec![ca("old", &[])]);
-        let p1 = plan(
-            Family::Debian,
-            &d1,
-            ContainerdPolicy::None,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap();
+        let p1 = first_plan(Family::Debian, &d1, ContainerdPolicy::None).unwrap();
         let obs = observe_after(&p1, Observed::default());
         let d2 = desired(vec![ca("new", &[])]);
         let p2 = plan(Family::Debian, &d2, ContainerdPolicy::None, &p1.state, &obs).unwrap();
@@ -815,14 +809,7 @@ mod tests {
             format!("{DEBIAN_ANCHORS}/x.crt"),
             Entry::Symlink("/etc/shadow".into()),
         ));
-        let err = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &obs,
-        )
-        .unwrap_err();
+        let err = unrecorded(Family::Debian, &d, ContainerdPolicy::Restart, &obs).unwrap_err();
         assert!(matches!(err, Refusal::PlantedLink { .. }), "{err}");
 
         let mut obs = Observed::default();
@@ -830,14 +817,7 @@ mod tests {
             .insert(path.clone(), Entry::File(b"someone else".to_vec()));
         obs.anchor_namespace
             .push((path.clone(), Entry::File(b"someone else".to_vec())));
-        let err = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &obs,
-        )
-        .unwrap_err();
+        let err = unrecorded(Family::Debian, &d, ContainerdPolicy::Restart, &obs).unwrap_err();
         assert_eq!(err, Refusal::ForeignInNamespace { path }, "{err}");
     }
 
@@ -849,14 +829,7 @@ mod tests {
             "etc/containerd/certs.d/r:5000".into(),
             Entry::Symlink("/etc/cron.d".into()),
         );
-        let err = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &obs,
-        )
-        .unwrap_err();
+        let err = unrecorded(Family::Debian, &d, ContainerdPolicy::Restart, &obs).unwrap_err();
         assert_eq!(
             err,
             Refusal::Link {
@@ -866,28 +839,14 @@ mod tests {
         );
         let mut d = desired(vec![]);
         d.distrust.push("f".repeat(64));
-        let err = plan(
-            Family::Flatcar,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap_err();
+        let err = first_plan(Family::Flatcar, &d, ContainerdPolicy::Restart).unwrap_err();
         assert_eq!(err, Refusal::DistrustOnFlatcar);
     }
 
     #[test]
     fn uninstall_removes_only_recorded_files() {
         let d = desired(vec![ca("a", &["r:5000"])]);
-        let p1 = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap();
+        let p1 = first_plan(Family::Debian, &d, ContainerdPolicy::Restart).unwrap();
         let obs = observe_after(&p1, Observed::default());
         let p2 = plan(
             Family::Debian,
@@ -922,28 +881,14 @@ mod tests {
             .insert(DEBIAN_CONF.into(), Entry::File(b"mozilla/X.crt\n".to_vec()));
         obs.system_matches
             .push(("f".repeat(64), "mozilla/X.crt".into()));
-        let p = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::RegistriesOnly,
-            &State::default(),
-            &obs,
-        )
-        .unwrap();
+        let p = unrecorded(Family::Debian, &d, ContainerdPolicy::RegistriesOnly, &obs).unwrap();
         assert!(p.fresh && p.store_changed);
         assert_eq!(p.restart.as_deref(), Some("a CA was distrusted"));
         let Action::Write { bytes, .. } = &p.actions[0] else {
             panic!()
         };
         assert!(String::from_utf8_lossy(bytes).contains("\n!mozilla/X.crt\n"));
-        let p = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::None,
-            &State::default(),
-            &obs,
-        )
-        .unwrap();
+        let p = unrecorded(Family::Debian, &d, ContainerdPolicy::None, &obs).unwrap();
         assert!(p.restart.is_none() && p.warnings.iter().any(|w| w.contains("still trusts")));
     }
 
@@ -959,14 +904,7 @@ mod tests {
         // Debian has no precedence of `!` lines over local anchors: refuse.
         {
             let family = Family::Debian;
-            let err = plan(
-                family,
-                &d,
-                ContainerdPolicy::Restart,
-                &State::default(),
-                &obs,
-            )
-            .unwrap_err();
+            let err = unrecorded(family, &d, ContainerdPolicy::Restart, &obs).unwrap_err();
             assert_eq!(
                 err,
                 Refusal::CannotDistrust {
@@ -977,14 +915,7 @@ mod tests {
         }
         let mut d = desired(vec![ca("a", &[])]);
         d.distrust.push(d.authorities[0].sha256.clone());
-        let err = plan(
-            Family::Debian,
-            &d,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap_err();
+        let err = first_plan(Family::Debian, &d, ContainerdPolicy::Restart).unwrap_err();
         assert!(matches!(err, Refusal::TrustedAndDistrusted { .. }), "{err}");
     }
 
@@ -1062,14 +993,7 @@ mod tests {
     #[test]
     fn registry_only_change_does_not_refresh() {
         let d1 = desired(vec![ca("a", &[])]);
-        let p1 = plan(
-            Family::Debian,
-            &d1,
-            ContainerdPolicy::Restart,
-            &State::default(),
-            &Observed::default(),
-        )
-        .unwrap();
+        let p1 = first_plan(Family::Debian, &d1, ContainerdPolicy::Restart).unwrap();
         let obs = observe_after(&p1, Observed::default());
         let d2 = desired(vec![ca("a", &["r:5000"])]);
         let p2 = plan(

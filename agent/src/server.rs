@@ -28,6 +28,22 @@ pub struct Metrics {
     not_after: Family<Labels, Gauge>,
 }
 
+/// Name and help text of each metric, in the order they are registered.
+const METRIC_HELP: [(&str, &str); 6] = [
+    ("applies", "Applies of the bundle (including no-op resyncs)"),
+    ("apply_failures", "Applies that failed or were refused"),
+    ("refused", "Bundles refused (verification, planted files)"),
+    ("ready", "1 when the expected bundle is installed"),
+    (
+        "installed_bundle",
+        "The installed bundle (value 1, hash in a label)",
+    ),
+    (
+        "ca_not_after_seconds",
+        "notAfter of each installed CA, Unix seconds",
+    ),
+];
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("catrust_agent");
@@ -40,36 +56,13 @@ impl Default for Metrics {
             not_after: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "applies",
-            "Applies of the bundle (including no-op resyncs)",
-            m.applies.clone(),
-        );
-        registry.register(
-            "apply_failures",
-            "Applies that failed or were refused",
-            m.failures.clone(),
-        );
-        registry.register(
-            "refused",
-            "Bundles refused (verification, planted files)",
-            m.refused.clone(),
-        );
-        registry.register(
-            "ready",
-            "1 when the expected bundle is installed",
-            m.ready.clone(),
-        );
-        registry.register(
-            "installed_bundle",
-            "The installed bundle (value 1, hash in a label)",
-            m.bundle.clone(),
-        );
-        registry.register(
-            "ca_not_after_seconds",
-            "notAfter of each installed CA, Unix seconds",
-            m.not_after.clone(),
-        );
+        let [applies, failures, refused, ready, bundle, not_after] = METRIC_HELP;
+        registry.register(applies.0, applies.1, m.applies.clone());
+        registry.register(failures.0, failures.1, m.failures.clone());
+        registry.register(refused.0, refused.1, m.refused.clone());
+        registry.register(ready.0, ready.1, m.ready.clone());
+        registry.register(bundle.0, bundle.1, m.bundle.clone());
+        registry.register(not_after.0, not_after.1, m.not_after.clone());
         Metrics { registry, ..m }
     }
 }

@@ -181,11 +181,9 @@ impl TlsServer {
             port,
             _child: Killed(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "openssl s_server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::wait_until("openssl s_server listening", Duration::from_secs(5), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         server
     }
 
@@ -241,14 +239,9 @@ impl RunningAgent {
             port,
             child: Killed(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while agent.get("/healthz").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "catrust-agent run did not start serving"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::wait_until("catrust-agent run serving", Duration::from_secs(10), || {
+            agent.get("/healthz").is_some()
+        });
         agent
     }
 

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::pki::Issued;
-use crate::{isolate_tls_env, require_tool, run};
+use crate::{isolate_tls_env, require_tool, run, wait_until};
 
 /// A child process in its own process group; the whole group is stopped on drop.
 pub struct Group {
@@ -75,14 +75,6 @@ fn signal_group(pgid: u32, sig: &str) {
         .args(["-c", "kill -s \"$1\" -- \"-$2\" 2>/dev/null", "sh", sig])
         .arg(pgid.to_string())
         .status();
-}
-
-fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Debian's `docker-registry` serving TLS on `127.0.0.1:<port>`, storage in a folder

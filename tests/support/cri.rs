@@ -26,6 +26,18 @@ fn status(s: tonic::Status) -> String {
 }
 
 impl Cri {
+    /// [`Cri::call`] on the runtime service, with `req` cloned for each attempt.
+    fn runtime_call<Req: Clone, T, Fut>(
+        &self,
+        req: Req,
+        rpc: impl Fn(RuntimeServiceClient<Channel>, Req) -> Fut,
+    ) -> Result<T, String>
+    where
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call(|| rpc(self.runtime.clone(), req.clone()))
+    }
+
     /// Runs one call, again while containerd restarts (its socket is briefly gone:
     /// `Unavailable`, or a "transport error" on the connection it closed; then its CRI
     /// plugin is "not initialized yet") for up to 30 s.
@@ -153,11 +165,10 @@ impl Cri {
             config: Some(config),
             runtime_handler: String::new(),
         };
-        let r = self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.run_pod_sandbox(req).await }
-        })?;
+        let r = self.runtime_call(
+            req,
+            |mut c, req| async move { c.run_pod_sandbox(req).await },
+        )?;
         Ok(r.pod_sandbox_id)
     }
 
@@ -172,11 +183,10 @@ impl Cri {
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         };
-        let r = self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.create_container(req).await }
-        })?;
+        let r = self.runtime_call(
+            req,
+            |mut c, req| async move { c.create_container(req).await },
+        )?;
         Ok(r.container_id)
     }
 
@@ -184,11 +194,10 @@ impl Cri {
         let req = cri::StartContainerRequest {
             container_id: id.to_string(),
         };
-        self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.start_container(req).await }
-        })?;
+        self.runtime_call(
+            req,
+            |mut c, req| async move { c.start_container(req).await },
+        )?;
         Ok(())
     }
 
@@ -198,11 +207,7 @@ impl Cri {
             container_id: id.to_string(),
             timeout: timeout_s,
         };
-        self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.stop_container(req).await }
-        })?;
+        self.runtime_call(req, |mut c, req| async move { c.stop_container(req).await })?;
         Ok(())
     }
 
@@ -210,11 +215,10 @@ impl Cri {
         let req = cri::RemoveContainerRequest {
             container_id: id.to_string(),
         };
-        self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.remove_container(req).await }
-        })?;
+        self.runtime_call(
+            req,
+            |mut c, req| async move { c.remove_container(req).await },
+        )?;
         Ok(())
     }
 
@@ -258,11 +262,10 @@ impl Cri {
             container_id: id.to_string(),
             verbose: true,
         };
-        let r = self.call(|| {
-            let mut c = self.runtime.clone();
-            let req = req.clone();
-            async move { c.container_status(req).await }
-        })?;
+        let r = self.runtime_call(
+            req,
+            |mut c, req| async move { c.container_status(req).await },
+        )?;
         let pid = r
             .info
             .get("info")

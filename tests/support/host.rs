@@ -27,19 +27,15 @@ impl TestHost {
     /// empty hooks folder (so the machine's own hooks never run).
     pub fn debian() -> Self {
         require_tool("update-ca-certificates", "ca-certificates");
-        let h = TestHost {
-            tmp: tempfile::tempdir().expect("temp host root"),
-            family: "debian",
-        };
-        for d in [
-            "etc/ssl/certs",
-            "etc/ca-certificates/update.d",
-            "usr/share/ca-certificates",
-            "usr/local/share/ca-certificates",
-            "var/lib",
-        ] {
-            std::fs::create_dir_all(h.root().join(d)).unwrap();
-        }
+        let h = Self::with_folders(
+            "debian",
+            &[
+                "etc/ssl/certs",
+                "etc/ca-certificates/update.d",
+                "usr/share/ca-certificates",
+                "usr/local/share/ca-certificates",
+            ],
+        );
         h.write(
             "etc/os-release",
             "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
@@ -55,23 +51,31 @@ impl TestHost {
     pub fn rhel() -> Self {
         require_tool("trust", "p11-kit");
         require_tool("unshare", "util-linux");
-        let h = TestHost {
-            tmp: tempfile::tempdir().expect("temp host root"),
-            family: "rhel",
-        };
-        for d in [
-            "etc/pki/ca-trust/source/anchors",
-            "etc/pki/ca-trust/source/blocklist",
-            "etc/pki/ca-trust/extracted/pem",
-            "usr/share/pki/ca-trust-source/anchors",
-            "var/lib",
-        ] {
-            std::fs::create_dir_all(h.root().join(d)).unwrap();
-        }
+        let h = Self::with_folders(
+            "rhel",
+            &[
+                "etc/pki/ca-trust/source/anchors",
+                "etc/pki/ca-trust/source/blocklist",
+                "etc/pki/ca-trust/extracted/pem",
+                "usr/share/pki/ca-trust-source/anchors",
+            ],
+        );
         h.write(
             "etc/os-release",
             "NAME=\"Microsoft Azure Linux\"\nID=azurelinux\nVERSION_ID=\"3.0\"\n",
         );
+        h
+    }
+
+    /// A temp root holding `folders` and `var/lib` (where the agent keeps its record).
+    fn with_folders(family: &'static str, folders: &[&str]) -> Self {
+        let h = TestHost {
+            tmp: tempfile::tempdir().expect("temp host root"),
+            family,
+        };
+        for d in folders.iter().chain(&["var/lib"]) {
+            std::fs::create_dir_all(h.root().join(d)).unwrap();
+        }
         h
     }
 

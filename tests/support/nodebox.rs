@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{require_tool, run};
+use crate::{require_tool, run, wait_until};
 
 /// The cache of node roots.
 pub const CACHE: &str = "/var/cache/catrust-node";
@@ -155,14 +155,6 @@ pub struct Node {
     /// PID (in this machine's namespace) of the node's systemd.
     pub pid: u32,
     boot: PathBuf,
-}
-
-fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 impl Node {

@@ -34,18 +34,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 pub fn make_ca(dir: &Path, name: &str, days: u32) -> Issued {
     let cert = dir.join(format!("{name}.pem"));
     let key = dir.join(format!("{name}.key"));
-    openssl(
+    req_new_p256(
         dir,
+        &key,
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
             "-out",
             cert.to_str().unwrap(),
             "-days",
@@ -61,6 +54,21 @@ pub fn make_ca(dir: &Path, name: &str, days: u32) -> Issued {
     Issued { cert, key }
 }
 
+/// `openssl req` with a new unencrypted P-256 key written to `key`.
+fn req_new_p256(dir: &Path, key: &Path, args: &[&str]) {
+    let key = key.to_str().expect("test paths are UTF-8");
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ];
+    all.extend(["-nodes", "-keyout", key]);
+    all.extend_from_slice(args);
+    openssl(dir, &all);
+}
+
 /// A TLS server certificate for `127.0.0.1` and `localhost`, signed by `ca`.
 pub fn make_server_cert(dir: &Path, name: &str, ca: &Issued) -> Issued {
     let cert = dir.join(format!("{name}.pem"));
@@ -72,22 +80,10 @@ pub fn make_server_cert(dir: &Path, name: &str, ca: &Issued) -> Issued {
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
     )
     .expect("write extension file");
-    openssl(
+    req_new_p256(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            csr.to_str().unwrap(),
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
+        &key,
+        &["-out", csr.to_str().unwrap(), "-subj", "/CN=127.0.0.1"],
     );
     openssl(
         dir,
