@@ -22,14 +22,19 @@ pub fn hosts_dir(base: &str, registry: &RegistryHost) -> String {
     format!("{base}/{}", registry.certs_d_dir())
 }
 
-fn parse(content: &str) -> Result<DocumentMut, String> {
+/// A hosts.toml that is not TOML, or not the shape containerd reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HostsTomlError(String);
+
+fn parse(content: &str) -> Result<DocumentMut, HostsTomlError> {
     content
         .parse::<DocumentMut>()
-        .map_err(|e| format!("not valid TOML: {e}"))
+        .map_err(|e| HostsTomlError(format!("not valid TOML: {e}")))
 }
 
 /// Removes from `content` exactly what `edit` added.
-pub fn revert(content: &str, edit: &HostsEdit) -> Result<String, String> {
+pub fn revert(content: &str, edit: &HostsEdit) -> Result<String, HostsTomlError> {
     let mut doc = parse(content)?;
     if edit.added_server {
         doc.remove("server");
@@ -63,7 +68,7 @@ pub fn ensure(
     registry: &RegistryHost,
     cas: &[String],
     created_file: bool,
-) -> Result<(String, HostsEdit), String> {
+) -> Result<(String, HostsEdit), HostsTomlError> {
     let mut doc = parse(content)?;
     let key = host_key(registry);
     let mut edit = HostsEdit {
@@ -87,7 +92,7 @@ pub fn ensure(
     let hosts = doc
         .get_mut("host")
         .and_then(Item::as_table_mut)
-        .ok_or("`host` is not a table")?;
+        .ok_or_else(|| HostsTomlError("`host` is not a table".into()))?;
     hosts.set_implicit(true);
     match hosts.get_mut(&key) {
         None => {
@@ -100,13 +105,17 @@ pub fn ensure(
         Some(item) => {
             let table = item
                 .as_table_mut()
-                .ok_or_else(|| format!("[host.{key:?}] is not a table"))?;
+                .ok_or_else(|| HostsTomlError(format!("[host.{key:?}] is not a table")))?;
             let mut arr = match table.get("ca") {
                 None => Array::new(),
                 Some(v) => match v.as_value() {
                     Some(Value::String(s)) => [s.value().clone()].into_iter().collect(),
                     Some(Value::Array(a)) => a.clone(),
-                    _ => return Err(format!("[host.{key:?}] ca is neither a string nor a list")),
+                    _ => {
+                        return Err(HostsTomlError(format!(
+                            "[host.{key:?}] ca is neither a string nor a list"
+                        )))
+                    }
                 },
             };
             for ca in cas {

@@ -55,6 +55,7 @@ impl Report {
 /// resolved under the host root, never in the agent's own container.
 fn family(root: &Path) -> Result<Family, String> {
     host::detect(&rootfs::read_os_release(root).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())
 }
 
 /// Reads and verifies the bundle.
@@ -268,8 +269,10 @@ fn carry_out(
 }
 
 fn refresh(cfg: &Config, family: Family, fresh: bool) -> Result<(), String> {
-    let cmd = exec::refresh_argv(cfg.exec, family, &cfg.host_root, fresh)?;
-    let ran = exec::run(&cmd, cfg.timeout)?;
+    // The engine reports failures as text (the status reason); ExecError says which.
+    let cmd =
+        exec::refresh_argv(cfg.exec, family, &cfg.host_root, fresh).map_err(|e| e.to_string())?;
+    let ran = exec::run(&cmd, cfg.timeout).map_err(|e| e.to_string())?;
     if ran.success {
         Ok(())
     } else {

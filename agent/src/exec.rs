@@ -60,6 +60,29 @@ fn on_host(exec: HostExec, argv: &[&str]) -> Cmd {
     }
 }
 
+/// Why a host command could not be run, or what its failure said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("empty command")]
+    Empty,
+    #[error("cannot run {prog}: {error}")]
+    Spawn { prog: String, error: String },
+    #[error("{prog} did not finish within {secs}s; killed")]
+    TimedOut { prog: String, secs: u64 },
+    #[error("waiting for {prog}: {error}")]
+    Wait { prog: String, error: String },
+    /// The command ran and failed; what it printed, led by its exit status.
+    #[error("{output}")]
+    Failed { output: String },
+    #[error("cannot tell whether containerd runs: systemctl is-active {how}: {output}")]
+    UnknownState { how: String, output: String },
+    /// Direct mode could not prepare what the command needs under the root.
+    #[error("{what}: {error}")]
+    Prepare { what: String, error: String },
+    #[error("--host-exec direct supports the debian and rhel families; use nsenter on Flatcar")]
+    DirectOnFlatcar,
+}
+
 /// Folder (ours) where direct mode keeps the p11-kit module config it points `trust` at.
 const P11_DIR: &str = "var/lib/catrust/p11-kit";
 
@@ -70,13 +93,17 @@ pub fn refresh_argv(
     family: Family,
     root: &Path,
     fresh: bool,
-) -> Result<Cmd, String> {
+) -> Result<Cmd, ExecError> {
+    let prepare = |what: &dyn std::fmt::Display, error: std::io::Error| ExecError::Prepare {
+        what: what.to_string(),
+        error: error.to_string(),
+    };
     match (exec, family) {
         (HostExec::Direct, Family::Debian) => {
             let r = |p: &str| root.join(p).display().to_string();
             // update-ca-certificates cd's into --etccertsdir: it must exist.
             std::fs::create_dir_all(root.join("etc/ssl/certs"))
-                .map_err(|e| format!("etc/ssl/certs: {e}"))?;
+                .map_err(|e| prepare(&"etc/ssl/certs", e))?;
             let mut v = vec!["update-ca-certificates".to_string()];
             if fresh {
                 v.push("--fresh".into());
@@ -99,7 +126,7 @@ pub fn refresh_argv(
             // user config when run as root. So: a private mount namespace in which the
             // module config folder is replaced by one naming the root's sources.
             let moddir = root.join(P11_DIR);
-            std::fs::create_dir_all(&moddir).map_err(|e| format!("{}: {e}", moddir.display()))?;
+            std::fs::create_dir_all(&moddir).map_err(|e| prepare(&moddir.display(), e))?;
             let paths = format!(
                 "{}:{}",
                 root.join("etc/pki/ca-trust/source").display(),
@@ -109,11 +136,13 @@ pub fn refresh_argv(
                 "module: p11-kit-trust.so\npriority: 1\ntrust-policy: yes\nx-init-reserved: paths={paths}\n"
             );
             crate::fsops::write_atomic(&moddir.join("p11-kit-trust.module"), module.as_bytes())
-                .map_err(|e| format!("p11-kit module config: {e}"))?;
+                .map_err(|e| ExecError::Prepare {
+                    what: "p11-kit module config".into(),
+                    error: e.to_string(),
+                })?;
             let out = root.join(family.generated_bundle());
             if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(|e| prepare(&parent.display(), e))?;
             }
             Ok(Cmd::local(vec![
                 "unshare".into(),
@@ -126,10 +155,7 @@ pub fn refresh_argv(
                 out.display().to_string(),
             ]))
         }
-        (HostExec::Direct, Family::Flatcar) => Err(
-            "--host-exec direct supports the debian and rhel families; use nsenter on Flatcar"
-                .into(),
-        ),
+        (HostExec::Direct, Family::Flatcar) => Err(ExecError::DirectOnFlatcar),
         (_, Family::Debian) if fresh => Ok(on_host(exec, &["update-ca-certificates", "--fresh"])),
         (_, Family::Debian | Family::Flatcar) => Ok(on_host(exec, &["update-ca-certificates"])),
         (_, Family::Rhel) => Ok(on_host(exec, &["update-ca-trust", "extract"])),
@@ -145,9 +171,18 @@ pub struct Ran {
     pub output: String,
 }
 
+impl Ran {
+    /// A failed command as an error: its exit status and output.
+    pub fn into_failure(self) -> ExecError {
+        ExecError::Failed {
+            output: self.output,
+        }
+    }
+}
+
 /// Runs `cmd` with a deadline; the child is killed when it passes.
-pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
-    let (prog, args) = cmd.argv.split_first().ok_or("empty command")?;
+pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, ExecError> {
+    let (prog, args) = cmd.argv.split_first().ok_or(ExecError::Empty)?;
     let mut command = Command::new(prog);
     if cmd.host_env {
         // With PATH set here, Command also looks `prog` (nsenter) up in HOST_PATH.
@@ -159,7 +194,10 @@ pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        .map_err(|e| ExecError::Spawn {
+            prog: prog.clone(),
+            error: e.to_string(),
+        })?;
     let mut pipes: Vec<Box<dyn Read + Send>> = Vec::new();
     if let Some(o) = child.stdout.take() {
         pipes.push(Box::new(o));
@@ -186,13 +224,18 @@ pub fn run(cmd: &Cmd, timeout: Duration) -> Result<Ran, String> {
             Ok(None) if start.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "{prog} did not finish within {}s; killed",
-                    timeout.as_secs()
-                ));
+                return Err(ExecError::TimedOut {
+                    prog: prog.clone(),
+                    secs: timeout.as_secs(),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for {prog}: {e}")),
+            Err(e) => {
+                return Err(ExecError::Wait {
+                    prog: prog.clone(),
+                    error: e.to_string(),
+                })
+            }
         }
     };
     let mut output = String::new();
@@ -223,7 +266,7 @@ pub struct Containerd {
 
 impl Containerd {
     /// Restarts containerd if it is running. Returns what happened.
-    pub fn restart_if_running(&self, timeout: Duration) -> Result<String, String> {
+    pub fn restart_if_running(&self, timeout: Duration) -> Result<String, ExecError> {
         if let Some(cmd) = &self.restart_command {
             let ran = run(
                 &Cmd::local(vec!["sh".into(), "-c".into(), cmd.clone()]),
@@ -232,7 +275,7 @@ impl Containerd {
             return if ran.success {
                 Ok(format!("ran {cmd:?}"))
             } else {
-                Err(ran.output)
+                Err(ran.into_failure())
             };
         }
         if self.exec == HostExec::Direct {
@@ -257,7 +300,7 @@ impl Containerd {
         if ran.success {
             Ok("restarted containerd".into())
         } else {
-            Err(ran.output)
+            Err(ran.into_failure())
         }
     }
 }
@@ -266,18 +309,16 @@ impl Containerd {
 /// or unknown (nothing to restart). Anything else — 1 for EPERM or no bus, 127 for a
 /// missing `systemctl`, a signal — says nothing about containerd: an error, so the
 /// restart stays owed and the node not ready. Pure.
-pub fn is_active(code: Option<i32>, output: &str) -> Result<bool, String> {
+pub fn is_active(code: Option<i32>, output: &str) -> Result<bool, ExecError> {
+    let unknown = |how: String| ExecError::UnknownState {
+        how,
+        output: output.trim().to_string(),
+    };
     match code {
         Some(0) => Ok(true),
         Some(3) => Ok(false),
-        Some(c) => Err(format!(
-            "cannot tell whether containerd runs: systemctl is-active exited with {c}: {}",
-            output.trim()
-        )),
-        None => Err(format!(
-            "cannot tell whether containerd runs: systemctl is-active was killed by a signal: {}",
-            output.trim()
-        )),
+        Some(c) => Err(unknown(format!("exited with {c}"))),
+        None => Err(unknown("was killed by a signal".into())),
     }
 }
 
@@ -299,6 +340,8 @@ mod tests {
             (None, ""),
         ] {
             let err = is_active(code, output).unwrap_err();
+            assert!(matches!(err, ExecError::UnknownState { .. }), "{err}");
+            let err = err.to_string();
             assert!(err.contains("cannot tell") && err.contains(output), "{err}");
         }
     }
@@ -347,7 +390,8 @@ mod tests {
             Duration::from_millis(100),
         )
         .unwrap_err();
-        assert!(err.contains("did not finish"));
+        assert!(matches!(err, ExecError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("did not finish"));
         // A background child keeping the pipes open does not hang the caller.
         let t0 = Instant::now();
         let ran = run(&sh("sleep 5 & echo started"), Duration::from_secs(5)).unwrap();

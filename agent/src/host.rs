@@ -86,8 +86,16 @@ pub const DEBIAN_CERTSDIR: &str = "usr/share/ca-certificates";
 /// Debian's local certificates (foreign ones live beside the agent's folder).
 pub const DEBIAN_LOCALCERTSDIR: &str = "usr/local/share/ca-certificates";
 
+/// A host whose os-release names no family the agent supports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported host: os-release ID={id:?} ID_LIKE={like:?} (supported: debian, ubuntu, azurelinux, mariner, rhel, fedora, centos, flatcar)")]
+pub struct UnsupportedHost {
+    pub id: String,
+    pub like: String,
+}
+
 /// Detects the family from the text of `/etc/os-release` (`ID`, then `ID_LIKE`).
-pub fn detect(os_release: &str) -> Result<Family, String> {
+pub fn detect(os_release: &str) -> Result<Family, UnsupportedHost> {
     let mut id = None;
     let mut like = Vec::new();
     for line in os_release.lines() {
@@ -115,11 +123,10 @@ pub fn detect(os_release: &str) -> Result<Family, String> {
         };
         return Ok(family);
     }
-    Err(format!(
-        "unsupported host: os-release ID={:?} ID_LIKE={:?} (supported: debian, ubuntu, azurelinux, mariner, rhel, fedora, centos, flatcar)",
-        id.unwrap_or_default(),
-        like.join(" ")
-    ))
+    Err(UnsupportedHost {
+        id: id.unwrap_or_default(),
+        like: like.join(" "),
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +142,7 @@ mod tests {
             Ok(Family::Rhel)
         );
         assert_eq!(detect("ID=flatcar\n"), Ok(Family::Flatcar));
-        assert!(detect("ID=alpine\n").unwrap_err().contains("alpine"));
+        assert_eq!(detect("ID=alpine\n").unwrap_err().id, "alpine");
         assert!(detect("").is_err());
     }
 }

@@ -498,9 +498,9 @@ fn edit_hosts_toml(
     obs: &Observed,
     plan: &mut Plan,
 ) -> Result<(), Refusal> {
-    let toml_err = |reason: String| Refusal::HostsToml {
+    let toml_err = |error: containerd::HostsTomlError| Refusal::HostsToml {
         path: path.clone(),
-        reason,
+        reason: error.to_string(),
     };
     let current = match regular(&path, entry(obs, &path))? {
         None => None,
