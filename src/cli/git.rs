@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use catrust::compile::Context;
 use catrust::diag::Diagnostic;
-use catrust::git::{self, GitIndexSource, GitTreeSource, Recording, Repo, Side};
+use catrust::git::{self, GitSource, Recording, Repo, Side};
 use catrust::load::Loaded;
 use catrust::plan::request::{self, FromState};
 use catrust::plan::{self, StateRef};
@@ -149,12 +149,12 @@ pub(super) fn open(file: &Path, input: Input) -> Result<Opened, String> {
         Input::Rev(rev) => {
             let commit = repo.commit(rev).map_err(|e| e.to_string())?;
             (
-                Box::new(GitTreeSource::new(&repo, &commit, &shown_root)),
+                Box::new(GitSource::tree(&repo, &commit, &shown_root)),
                 Some(commit.id()),
             )
         }
         _ => (
-            Box::new(GitIndexSource::new(&repo, &shown_root).map_err(|e| e.to_string())?),
+            Box::new(GitSource::index(&repo, &shown_root).map_err(|e| e.to_string())?),
             None,
         ),
     };

@@ -21,7 +21,7 @@ mod tree_source;
 
 pub use history_walk::{first_seen, path_in, WalkStats};
 pub use rotation::{provenance, rotation, rotation_against, Rotation};
-pub use tree_source::{differs_from, load_at, GitIndexSource, GitTreeSource, Recording};
+pub use tree_source::{differs_from, load_at, GitSource, Recording};
 
 /// A git failure: the invocation or environment is wrong (exit 2). Keeps libgit2's
 /// error as the source; the message is libgit2's, without its class and code.

@@ -132,40 +132,79 @@ fn shown(shown_root: &Path, repo_path: &str) -> String {
     s.strip_prefix("./").unwrap_or(&s).to_string()
 }
 
-/// The files of one commit's tree. Nothing is checked out.
-pub struct GitTreeSource {
+/// The files of one commit's tree ([`GitSource::tree`]) or of the git index
+/// ([`GitSource::index`]: what the next commit will hold, `--staged`). Nothing is
+/// checked out.
+pub struct GitSource {
     repo: Rc<Repository>,
-    tree: Oid,
+    files: Files,
     shown_root: PathBuf,
 }
 
-impl GitTreeSource {
-    pub fn new(repo: &Repo, commit: &git2::Commit<'_>, shown_root: &Path) -> Self {
-        GitTreeSource {
+/// Where a [`GitSource`] looks paths up.
+enum Files {
+    Tree(Oid),
+    Index(git2::Index),
+}
+
+impl GitSource {
+    /// The files of `commit`'s tree.
+    pub fn tree(repo: &Repo, commit: &git2::Commit<'_>, shown_root: &Path) -> Self {
+        GitSource {
             repo: repo.repo.clone(),
-            tree: commit.tree_id(),
+            files: Files::Tree(commit.tree_id()),
             shown_root: shown_root.to_path_buf(),
         }
     }
 
+    /// The files of the index.
+    pub fn index(repo: &Repo, shown_root: &Path) -> Result<Self, GitError> {
+        Ok(GitSource {
+            repo: repo.repo.clone(),
+            files: Files::Index(repo.repo.index()?),
+            shown_root: shown_root.to_path_buf(),
+        })
+    }
+
     /// The blob id a repository path resolves to (through in-tree symlinks).
     pub fn blob_id(&self, repo_path: &str) -> Result<Oid, SourceError> {
-        let tree = self
-            .repo
-            .find_tree(self.tree)
-            .map_err(|e| SourceError::Io {
-                path: repo_path.into(),
-                message: e.message().into(),
-            })?;
+        match &self.files {
+            Files::Tree(tree) => self.tree_blob_id(*tree, repo_path),
+            Files::Index(index) => self.index_blob_id(index, repo_path),
+        }
+    }
+
+    fn tree_blob_id(&self, tree: Oid, repo_path: &str) -> Result<Oid, SourceError> {
+        let tree = self.repo.find_tree(tree).map_err(|e| SourceError::Io {
+            path: repo_path.into(),
+            message: e.message().into(),
+        })?;
         let lookup = tree_lookup(&tree);
         // Bound to a local: the closure borrows `tree`, which must outlive it.
         #[allow(clippy::let_and_return)]
         let id = resolve(&self.repo, repo_path, &lookup);
         id
     }
+
+    fn index_blob_id(&self, index: &git2::Index, repo_path: &str) -> Result<Oid, SourceError> {
+        let conflicted =
+            |p: &str| (1..=3).any(|stage| index.get_path(Path::new(p), stage).is_some());
+        if conflicted(repo_path) {
+            return Err(SourceError::Io {
+                path: repo_path.into(),
+                message: "has unresolved merge conflicts in the index".into(),
+            });
+        }
+        let lookup = |p: &str, _last: bool| {
+            index
+                .get_path(Path::new(p), 0)
+                .map(|e| (e.mode as i32, e.id))
+        };
+        resolve(&self.repo, repo_path, &lookup)
+    }
 }
 
-impl Source for GitTreeSource {
+impl Source for GitSource {
     fn read(&self, repo_path: &str) -> Result<Vec<u8>, SourceError> {
         let shown = self.display_path(repo_path);
         let id = self
@@ -188,55 +227,6 @@ fn rename_error(e: SourceError, shown: &str) -> SourceError {
             message,
         },
         other => other,
-    }
-}
-
-/// The git index: what the next commit will hold (`--staged`).
-pub struct GitIndexSource {
-    repo: Rc<Repository>,
-    index: git2::Index,
-    shown_root: PathBuf,
-}
-
-impl GitIndexSource {
-    pub fn new(repo: &Repo, shown_root: &Path) -> Result<Self, GitError> {
-        Ok(GitIndexSource {
-            repo: repo.repo.clone(),
-            index: repo.repo.index()?,
-            shown_root: shown_root.to_path_buf(),
-        })
-    }
-
-    pub fn blob_id(&self, repo_path: &str) -> Result<Oid, SourceError> {
-        let index = &self.index;
-        let conflicted =
-            |p: &str| (1..=3).any(|stage| index.get_path(Path::new(p), stage).is_some());
-        if conflicted(repo_path) {
-            return Err(SourceError::Io {
-                path: repo_path.into(),
-                message: "has unresolved merge conflicts in the index".into(),
-            });
-        }
-        let lookup = |p: &str, _last: bool| {
-            index
-                .get_path(Path::new(p), 0)
-                .map(|e| (e.mode as i32, e.id))
-        };
-        resolve(&self.repo, repo_path, &lookup)
-    }
-}
-
-impl Source for GitIndexSource {
-    fn read(&self, repo_path: &str) -> Result<Vec<u8>, SourceError> {
-        let shown = self.display_path(repo_path);
-        let id = self
-            .blob_id(repo_path)
-            .map_err(|e| rename_error(e, &shown))?;
-        blob_bytes(&self.repo, id, &shown)
-    }
-
-    fn display_path(&self, repo_path: &str) -> String {
-        shown(&self.shown_root, repo_path)
     }
 }
 
@@ -272,7 +262,7 @@ impl Source for Recording<'_> {
 
 /// Whether any file read differs from (or is absent in) `commit`'s tree.
 pub fn differs_from(repo: &Repo, commit: &git2::Commit<'_>, read: &BTreeMap<String, Oid>) -> bool {
-    let tree = GitTreeSource::new(repo, commit, Path::new(""));
+    let tree = GitSource::tree(repo, commit, Path::new(""));
     read.iter()
         .any(|(path, id)| tree.blob_id(path).ok() != Some(*id))
 }
@@ -284,7 +274,7 @@ pub fn load_at(
     path: &str,
     shown_root: &Path,
 ) -> Result<crate::load::Loaded, SourceError> {
-    crate::load::load(&GitTreeSource::new(repo, commit, shown_root), path)
+    crate::load::load(&GitSource::tree(repo, commit, shown_root), path)
 }
 
 #[cfg(test)]
@@ -336,8 +326,8 @@ mod tests {
             ("loop", LINK_MODE, "loop"),
         ]);
         let head = repo.head().unwrap();
-        let tree = GitTreeSource::new(&repo, &head, Path::new(""));
-        let index = GitIndexSource::new(&repo, Path::new("")).unwrap();
+        let tree = GitSource::tree(&repo, &head, Path::new(""));
+        let index = GitSource::index(&repo, Path::new("")).unwrap();
         for source in [&tree as &dyn Source, &index] {
             assert_eq!(source.read("certs/real.pem").unwrap(), b"PEM");
             assert_eq!(source.read("certs/link.pem").unwrap(), b"PEM");
