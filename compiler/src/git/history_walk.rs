@@ -1,7 +1,7 @@
 //! The first-parent history walk that dates every certificate (CT401): trust.yaml
 //! followed across renames, states read cheaply and remembered by blob id.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -52,6 +52,23 @@ pub fn path_in(
     Ok(None)
 }
 
+/// Values read once per key and remembered, including "could not be read" (`None`).
+struct Memo<K, V>(HashMap<K, Option<Rc<V>>>);
+
+impl<K: Eq + std::hash::Hash, V> Memo<K, V> {
+    fn new() -> Self {
+        Memo(HashMap::new())
+    }
+
+    /// The value for `key`, read with `read` the first time only.
+    fn get_or_read(&mut self, key: K, read: impl FnOnce() -> Option<V>) -> Option<Rc<V>> {
+        self.0
+            .entry(key)
+            .or_insert_with(|| read().map(Rc::new))
+            .clone()
+    }
+}
+
 /// The fingerprints a state trusts (its `authorities`), read cheaply: trust.yaml is
 /// parsed, certificate files are PEM-decoded and hashed, no X.509 parsing. Cached by
 /// blob id. `None` for a state catrust could not have built (trust.yaml does not
@@ -59,8 +76,8 @@ pub fn path_in(
 /// looks through it.
 struct StateReader<'r> {
     repo: &'r Repository,
-    configs: HashMap<(Oid, String), Option<Rc<ConfigFiles>>>,
-    certs: HashMap<Oid, Option<Rc<Vec<String>>>>,
+    configs: Memo<(Oid, String), ConfigFiles>,
+    certs: Memo<Oid, Vec<String>>,
 }
 
 struct ConfigFiles {
@@ -81,35 +98,40 @@ fn fingerprints(text: &[u8]) -> Option<Vec<String>> {
     })
 }
 
+/// The certificate sources of the trust.yaml blob `blob` at `path`.
+fn read_config(repo: &Repository, blob: Oid, path: &str) -> Option<ConfigFiles> {
+    let bytes = blob_bytes(repo, blob, path).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let file = crate::span::SourceFile::new(path.to_string(), text);
+    let (config, _) = crate::parse::parse(&file);
+    let config = config?;
+    let mut files = Vec::new();
+    let mut inline = Vec::new();
+    for a in &config.authorities {
+        match &a.source {
+            crate::config::CertSource::File(f) => files.push(repo_join(repo_dir(path), &f.value)?),
+            crate::config::CertSource::Pem(p) => inline.extend(fingerprints(p.value.as_bytes())?),
+        }
+    }
+    Some(ConfigFiles { files, inline })
+}
+
 /// The identity of a state: trust.yaml's blob and every file it names.
 type StateKey = (Oid, Vec<Option<Oid>>);
 
 impl<'r> StateReader<'r> {
+    fn new(repo: &'r Repository) -> Self {
+        StateReader {
+            repo,
+            configs: Memo::new(),
+            certs: Memo::new(),
+        }
+    }
+
     fn config(&mut self, blob: Oid, path: &str) -> Option<Rc<ConfigFiles>> {
         let repo = self.repo;
         self.configs
-            .entry((blob, path.to_string()))
-            .or_insert_with(|| {
-                let bytes = blob_bytes(repo, blob, path).ok()?;
-                let text = String::from_utf8(bytes).ok()?;
-                let file = crate::span::SourceFile::new(path.to_string(), text);
-                let (config, _) = crate::parse::parse(&file);
-                let config = config?;
-                let mut files = Vec::new();
-                let mut inline = Vec::new();
-                for a in &config.authorities {
-                    match &a.source {
-                        crate::config::CertSource::File(f) => {
-                            files.push(repo_join(repo_dir(path), &f.value)?)
-                        }
-                        crate::config::CertSource::Pem(p) => {
-                            inline.extend(fingerprints(p.value.as_bytes())?)
-                        }
-                    }
-                }
-                Some(Rc::new(ConfigFiles { files, inline }))
-            })
-            .clone()
+            .get_or_read((blob, path.to_string()), || read_config(repo, blob, path))
     }
 
     /// The state key of `tree`, the files it names, and the top-level names of every
@@ -148,9 +170,7 @@ impl<'r> StateReader<'r> {
             let repo = self.repo;
             let fps = self
                 .certs
-                .entry(id)
-                .or_insert_with(|| fingerprints(&blob_bytes(repo, id, "").ok()?).map(Rc::new))
-                .clone()?;
+                .get_or_read(id, || fingerprints(&blob_bytes(repo, id, "").ok()?))?;
             out.extend(fps.iter().cloned());
         }
         Some(out)
@@ -162,6 +182,127 @@ impl<'r> StateReader<'r> {
 pub struct WalkStats {
     pub commits: usize,
     pub states_read: usize,
+}
+
+/// What a commit's state trusts; `None` for a state catrust could not have built.
+type State = Option<Rc<BTreeSet<String>>>;
+
+/// The state last read and what it was read for: a commit with the same key has the
+/// same state, so nothing is read again.
+struct LastState<K>(Option<(K, State)>);
+
+impl<K> LastState<K> {
+    /// The remembered state, if `same` says its key holds for this commit too.
+    fn get(&self, same: impl FnOnce(&K) -> bool) -> Option<State> {
+        self.0
+            .as_ref()
+            .filter(|(key, _)| same(key))
+            .map(|(_, state)| state.clone())
+    }
+
+    fn set(&mut self, key: K, state: State) {
+        self.0 = Some((key, state));
+    }
+
+    fn forget(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The ids of the root entries `names` in `tree`.
+fn root_ids(tree: &git2::Tree<'_>, names: &[String]) -> Vec<Option<Oid>> {
+    names
+        .iter()
+        .map(|n| tree.get_name(n).map(|e| e.id()))
+        .collect()
+}
+
+/// The states of trust.yaml along the walk: where it is, and the states last read.
+struct States<'r> {
+    repo: &'r Repo,
+    reader: StateReader<'r>,
+    /// trust.yaml's path at the commit being read; `None` once it did not exist yet.
+    path: Option<String>,
+    /// Keyed by the root entries the last parsed state depends on, and their ids.
+    by_roots: LastState<(Vec<String>, Vec<Option<Oid>>)>,
+    /// Keyed by the last parsed state's [`StateKey`].
+    by_key: LastState<StateKey>,
+    empty: Rc<BTreeSet<String>>,
+    stats: WalkStats,
+}
+
+impl<'r> States<'r> {
+    fn new(repo: &'r Repo, path: &str) -> Self {
+        States {
+            repo,
+            reader: StateReader::new(&repo.repo),
+            path: Some(path.to_string()),
+            by_roots: LastState(None),
+            by_key: LastState(None),
+            empty: Rc::default(),
+            stats: WalkStats::default(),
+        }
+    }
+
+    /// The state of `commit`; `child` is the commit walked just before it.
+    fn at(
+        &mut self,
+        commit: &git2::Commit<'_>,
+        child: Option<&git2::Commit<'_>>,
+    ) -> Result<State, GitError> {
+        self.stats.commits += 1;
+        let tree = commit.tree()?;
+        if let Some(state) = self
+            .by_roots
+            .get(|(names, ids)| root_ids(&tree, names) == *ids)
+        {
+            return Ok(state);
+        }
+        self.follow_rename(&tree, child)?;
+        let Some(path) = self.path.clone() else {
+            self.by_roots.forget();
+            return Ok(Some(self.empty.clone()));
+        };
+        let mut roots = BTreeSet::new();
+        let state = self.parse(&tree, &path, &mut roots);
+        let names: Vec<String> = roots.into_iter().collect();
+        let ids = root_ids(&tree, &names);
+        self.by_roots.set((names, ids), state.clone());
+        Ok(state)
+    }
+
+    /// trust.yaml gone at this commit: renamed (seen from the child), or added.
+    fn follow_rename(
+        &mut self,
+        tree: &git2::Tree<'_>,
+        child: Option<&git2::Commit<'_>>,
+    ) -> Result<(), GitError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        if tree.get_path(Path::new(&path)).is_ok() {
+            return Ok(());
+        }
+        self.path = match child {
+            Some(c) => path_in(self.repo, tree, Side::Commit(c), &path)?,
+            None => None,
+        };
+        self.by_key.forget();
+        Ok(())
+    }
+
+    /// The state trust.yaml at `path` of `tree` describes, read unless it is the last
+    /// one read; `roots` gets the root entries it depends on.
+    fn parse(&mut self, tree: &git2::Tree<'_>, path: &str, roots: &mut BTreeSet<String>) -> State {
+        let (key, files) = self.reader.key(tree, path, roots)?;
+        if let Some(state) = self.by_key.get(|k| *k == key) {
+            return state;
+        }
+        self.stats.states_read += 1;
+        let state = self.reader.state(&key, &files).map(Rc::new);
+        self.by_key.set(key, state.clone());
+        state
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +318,101 @@ fn seen_of(order: u64, time: i64, commit: Oid, truncated: bool) -> Seen {
         commit: Some(commit.to_string()),
         order,
         truncated,
+    }
+}
+
+/// Where each target's run stands as the walk goes back.
+struct Runs<'t> {
+    targets: &'t BTreeMap<String, u64>,
+    status: BTreeMap<&'t String, Status>,
+}
+
+impl<'t> Runs<'t> {
+    fn new(targets: &'t BTreeMap<String, u64>) -> Self {
+        Runs {
+            targets,
+            status: targets.keys().map(|t| (t, Status::Unseen)).collect(),
+        }
+    }
+
+    /// Extends or ends every run with `state`, the state of `commit` at `order`.
+    fn observe(&mut self, state: &BTreeSet<String>, order: u64, commit: &git2::Commit<'_>) {
+        for (fp, st) in self.status.iter_mut() {
+            let here = state.contains(*fp);
+            *st = match (st.clone(), here) {
+                (Status::Unseen | Status::Present { .. }, true) => Status::Present {
+                    order,
+                    time: commit.time().seconds(),
+                    commit: commit.id(),
+                },
+                (
+                    Status::Present {
+                        order,
+                        time,
+                        commit,
+                    },
+                    false,
+                ) => Status::Done(Some(seen_of(order, time, commit, false))),
+                (Status::Unseen, false) if order >= self.targets[*fp] => Status::Done(None),
+                (other, _) => other,
+            };
+        }
+    }
+
+    /// Whether any target is not dated yet.
+    fn pending(&self) -> bool {
+        self.status
+            .values()
+            .any(|s| matches!(s, Status::Unseen | Status::Present { .. }))
+    }
+
+    /// History ends: a run still going began at its oldest commit walked.
+    fn end(&mut self, truncated: bool) {
+        for st in self.status.values_mut() {
+            if let Status::Present {
+                order,
+                time,
+                commit,
+            } = st.clone()
+            {
+                *st = Status::Done(Some(seen_of(order, time, commit, truncated)));
+            }
+        }
+    }
+
+    /// The targets dated.
+    fn dated(self) -> BTreeMap<String, Seen> {
+        self.status
+            .into_iter()
+            .filter_map(|(fp, st)| match st {
+                Status::Done(Some(seen)) => Some((fp.clone(), seen)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// One step back along the first-parent chain.
+enum Step<'r> {
+    Parent(git2::Commit<'r>),
+    /// History ends here; `truncated`: cut by a shallow boundary or a missing parent.
+    End {
+        truncated: bool,
+    },
+}
+
+fn step<'r>(commit: &git2::Commit<'r>, boundary: &HashSet<Oid>) -> Step<'r> {
+    let cut = boundary.contains(&commit.id());
+    let parent = if cut || commit.parent_count() == 0 {
+        None
+    } else {
+        commit.parent(0).ok()
+    };
+    match parent {
+        Some(parent) => Step::Parent(parent),
+        None => Step::End {
+            truncated: cut || commit.parent_count() > 0,
+        },
     }
 }
 
@@ -200,137 +436,29 @@ pub fn first_seen(
     path: &str,
     targets: &BTreeMap<String, u64>,
 ) -> Result<(BTreeMap<String, Seen>, WalkStats), GitError> {
-    type State = Option<Rc<BTreeSet<String>>>;
-    let r = &*repo.repo;
     let boundary = repo.shallow_boundary();
-    let mut reader = StateReader {
-        repo: r,
-        configs: HashMap::new(),
-        certs: HashMap::new(),
-    };
-    let mut status: BTreeMap<&String, Status> =
-        targets.keys().map(|t| (t, Status::Unseen)).collect();
-    let mut stats = WalkStats::default();
+    let mut states = States::new(repo, path);
+    let mut runs = Runs::new(targets);
     let mut commit = start.clone();
     let mut child: Option<git2::Commit<'_>> = None;
-    let mut path = Some(path.to_string());
     let mut order: u64 = 1;
-    // The root entries the last parsed state depends on, their ids, and that state.
-    let mut quick: Option<(Vec<String>, Vec<Option<Oid>>, State)> = None;
-    // The last parsed state key and its state.
-    let mut last_key: Option<(StateKey, State)> = None;
-    let empty: Rc<BTreeSet<String>> = Rc::default();
-    let root_ids = |tree: &git2::Tree<'_>, names: &[String]| -> Vec<Option<Oid>> {
-        names
-            .iter()
-            .map(|n| tree.get_name(n).map(|e| e.id()))
-            .collect()
-    };
     loop {
-        stats.commits += 1;
-        let tree = commit.tree()?;
-        let unchanged = quick
-            .as_ref()
-            .filter(|(names, ids, _)| root_ids(&tree, names) == *ids)
-            .map(|(_, _, st)| st.clone());
-        let state: State = match unchanged {
-            Some(st) => st,
-            None => {
-                // trust.yaml gone at this commit: renamed (seen from the child), or added.
-                if let Some(p) = path.clone() {
-                    if tree.get_path(Path::new(&p)).is_err() {
-                        path = match &child {
-                            Some(c) => path_in(repo, &tree, Side::Commit(c), &p)?,
-                            None => None,
-                        };
-                        last_key = None;
-                    }
-                }
-                match &path {
-                    None => {
-                        quick = None;
-                        Some(empty.clone())
-                    }
-                    Some(p) => {
-                        let mut roots = BTreeSet::new();
-                        let st = match reader.key(&tree, p, &mut roots) {
-                            None => None,
-                            Some((key, files)) => match &last_key {
-                                Some((k, st)) if *k == key => st.clone(),
-                                _ => {
-                                    stats.states_read += 1;
-                                    let st = reader.state(&key, &files).map(Rc::new);
-                                    last_key = Some((key, st.clone()));
-                                    st
-                                }
-                            },
-                        };
-                        let names: Vec<String> = roots.into_iter().collect();
-                        let ids = root_ids(&tree, &names);
-                        quick = Some((names, ids, st.clone()));
-                        st
-                    }
-                }
-            }
-        };
-        if let Some(s) = &state {
-            for (fp, st) in status.iter_mut() {
-                let here = s.contains(*fp);
-                *st = match (st.clone(), here) {
-                    (Status::Unseen | Status::Present { .. }, true) => Status::Present {
-                        order,
-                        time: commit.time().seconds(),
-                        commit: commit.id(),
-                    },
-                    (
-                        Status::Present {
-                            order,
-                            time,
-                            commit,
-                        },
-                        false,
-                    ) => Status::Done(Some(seen_of(order, time, commit, false))),
-                    (Status::Unseen, false) if order >= targets[*fp] => Status::Done(None),
-                    (other, _) => other,
-                };
-            }
+        if let Some(state) = states.at(&commit, child.as_ref())? {
+            runs.observe(&state, order, &commit);
         }
-        let pending = status
-            .values()
-            .any(|s| matches!(s, Status::Unseen | Status::Present { .. }));
-        if !pending {
+        if !runs.pending() {
             break;
         }
-        // Step to the first parent; a shallow boundary or a missing parent cuts history.
-        let cut = boundary.contains(&commit.id());
-        let parent = if cut || commit.parent_count() == 0 {
-            None
-        } else {
-            commit.parent(0).ok()
-        };
-        let Some(parent) = parent else {
-            let truncated = cut || commit.parent_count() > 0;
-            for st in status.values_mut() {
-                if let Status::Present {
-                    order,
-                    time,
-                    commit,
-                } = st.clone()
-                {
-                    *st = Status::Done(Some(seen_of(order, time, commit, truncated)));
-                }
+        match step(&commit, &boundary) {
+            Step::Parent(parent) => {
+                child = Some(std::mem::replace(&mut commit, parent));
+                order += 1;
             }
-            break;
-        };
-        child = Some(std::mem::replace(&mut commit, parent));
-        order += 1;
+            Step::End { truncated } => {
+                runs.end(truncated);
+                break;
+            }
+        }
     }
-    let out = status
-        .into_iter()
-        .filter_map(|(fp, st)| match st {
-            Status::Done(Some(seen)) => Some((fp.clone(), seen)),
-            _ => None,
-        })
-        .collect();
-    Ok((out, stats))
+    Ok((runs.dated(), states.stats))
 }
