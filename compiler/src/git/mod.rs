@@ -6,8 +6,8 @@
 //! [`crate::plan`]) are pure and only see the facts this module gathers.
 //!
 //! In pipeline order: `tree_source` reads files from a commit's tree or the index,
-//! `history_walk` dates certificates along the first-parent chain, and `rotation` puts
-//! both together into one CT401 check.
+//! `history_walk` dates certificates along the first-parent chain, `rotation` puts both
+//! together into one CT401 check, and `plan_states` reads what `catrust plan` compares.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,10 +16,12 @@ use std::rc::Rc;
 use git2::{Oid, Repository};
 
 mod history_walk;
+mod plan_states;
 mod rotation;
 mod tree_source;
 
 pub use history_walk::{first_seen, path_in, WalkStats};
+pub use plan_states::{plan_states, PlanStates, PlanStatesError};
 pub use rotation::{provenance, rotation, rotation_against, Rotation};
 pub use tree_source::{differs_from, load_at, GitSource, Recording};
 
