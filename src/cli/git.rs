@@ -201,6 +201,19 @@ pub(super) enum PlanFormat {
     Json,
 }
 
+/// Opens and loads the state a plan checks, which must be in a repository.
+fn open_checked(file: &Path, to: Input) -> Result<(Opened, Repo, Loaded), String> {
+    let opened = open(file, to)?;
+    let Some(repo) = opened.repo.clone() else {
+        return Err(format!(
+            "{} is not in a git repository: plan compares git states",
+            file.display()
+        ));
+    };
+    let loaded = load(&opened, &*opened.source)?;
+    Ok((opened, repo, loaded))
+}
+
 /// `catrust plan`.
 pub(super) fn plan(
     file: &Path,
@@ -209,22 +222,12 @@ pub(super) fn plan(
     format: PlanFormat,
     now: i64,
 ) -> i32 {
-    let opened = match open(file, to) {
+    let (opened, repo, to_loaded) = match open_checked(file, to) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
-    let Some(repo) = opened.repo.clone() else {
-        return usage_error(format!(
-            "{} is not in a git repository: plan compares git states",
-            file.display()
-        ));
-    };
-    let to_loaded = match load(&opened, &*opened.source) {
-        Ok(l) => l,
-        Err(e) => return usage_error(e),
-    };
     let from_state = FromState::choose(from.as_deref(), opened.input.rev());
-    let states = opened.with_side(|side| {
+    let states = match opened.with_side(|side| {
         git::plan_states(
             &repo,
             &from_state,
@@ -234,8 +237,7 @@ pub(super) fn plan(
             now,
             &opened.shown_root,
         )
-    });
-    let states = match states {
+    }) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
