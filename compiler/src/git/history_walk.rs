@@ -335,15 +335,16 @@ impl<'t> Runs<'t> {
         }
     }
 
-    /// Extends or ends every run with `state`, the state of `commit` at `order`.
-    fn observe(&mut self, state: &BTreeSet<String>, order: u64, commit: &git2::Commit<'_>) {
+    /// Extends or ends every run with `state`, the state of the commit `commit` at
+    /// `order`, committed at `time`.
+    fn observe(&mut self, state: &BTreeSet<String>, order: u64, time: i64, commit: Oid) {
         for (fp, st) in self.status.iter_mut() {
             let here = state.contains(*fp);
             *st = match (st.clone(), here) {
                 (Status::Unseen | Status::Present { .. }, true) => Status::Present {
                     order,
-                    time: commit.time().seconds(),
-                    commit: commit.id(),
+                    time,
+                    commit,
                 },
                 (
                     Status::Present {
@@ -444,7 +445,7 @@ pub fn first_seen(
     let mut order: u64 = 1;
     loop {
         if let Some(state) = states.at(&commit, child.as_ref())? {
-            runs.observe(&state, order, &commit);
+            runs.observe(&state, order, commit.time().seconds(), commit.id());
         }
         if !runs.pending() {
             break;
@@ -461,4 +462,68 @@ pub fn first_seen(
         }
     }
     Ok((runs.dated(), states.stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(fps: &[&str]) -> BTreeSet<String> {
+        fps.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn commit(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    #[test]
+    fn a_run_is_dated_by_its_oldest_commit_and_a_gap_ends_it() {
+        let targets = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+        let mut runs = Runs::new(&targets);
+        // Newest first: a at positions 1 to 3, b at 2 only, neither at 4.
+        runs.observe(&state(&["a"]), 1, 300, commit(1));
+        assert!(runs.pending());
+        runs.observe(&state(&["a", "b"]), 2, 200, commit(2));
+        runs.observe(&state(&["a"]), 3, 100, commit(3));
+        runs.observe(&state(&[]), 4, 50, commit(4));
+        assert!(!runs.pending());
+        let dated = runs.dated();
+        assert_eq!(dated["a"], seen_of(3, 100, commit(3), false));
+        assert_eq!(dated["b"], seen_of(2, 200, commit(2), false));
+    }
+
+    #[test]
+    fn a_target_absent_where_its_run_must_have_begun_is_left_out() {
+        let targets = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+        let mut runs = Runs::new(&targets);
+        runs.observe(&state(&[]), 1, 300, commit(1));
+        assert!(runs.pending(), "b may still begin at position 2");
+        runs.observe(&state(&[]), 2, 200, commit(2));
+        assert!(!runs.pending());
+        assert!(runs.dated().is_empty());
+    }
+
+    #[test]
+    fn where_history_ends_a_run_still_going_is_dated_and_marked_if_cut() {
+        let targets = BTreeMap::from([("a".to_string(), 1)]);
+        for truncated in [false, true] {
+            let mut runs = Runs::new(&targets);
+            runs.observe(&state(&["a"]), 1, 300, commit(1));
+            runs.end(truncated);
+            assert!(!runs.pending());
+            assert_eq!(runs.dated()["a"], seen_of(1, 300, commit(1), truncated));
+        }
+    }
+
+    #[test]
+    fn the_last_state_is_reused_only_for_the_same_key() {
+        let mut last = LastState(None);
+        assert_eq!(last.get(|_: &u8| true), None);
+        let read: State = Some(Rc::new(state(&["a"])));
+        last.set(7, read.clone());
+        assert_eq!(last.get(|k| *k == 7), Some(read));
+        assert_eq!(last.get(|k| *k == 8), None);
+        last.forget();
+        assert_eq!(last.get(|_| true), None);
+    }
 }
