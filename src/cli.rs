@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use catrust::compile::{self, Request};
 use catrust::diag::{Diagnostic, Sources};
 use catrust::render::platforms::Platform;
-use catrust::render::TargetSelection;
+use catrust::render::{Rendered, TargetSelection};
 use catrust::rules::{self, Code};
 use catrust::source::{find_repo_root, FsSource};
 use catrust::templates::Templates;
@@ -293,7 +293,7 @@ struct BuildOptions<'a> {
 
 fn build(options: BuildOptions<'_>) -> i32 {
     let (out, check) = (options.out, options.check);
-    let opened = match git::open(options.file, options.input) {
+    let opened = match git::open(options.file, options.input.clone()) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
@@ -304,18 +304,6 @@ fn build(options: BuildOptions<'_>) -> i32 {
     let templates = match Templates::new(overrides) {
         Ok(t) => t,
         Err(e) => return usage_error(e),
-    };
-    let selection = match options.target {
-        Target::All => TargetSelection::Declared,
-        Target::Aks => TargetSelection::Aks,
-        Target::Agent => TargetSelection::Agent,
-        Target::TrustManager => TargetSelection::Platform(Platform::TrustManager),
-        Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
-        Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
-        Target::Talos => TargetSelection::Platform(Platform::Talos),
-        Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
-        Target::K3s => TargetSelection::Platform(Platform::K3s),
-        Target::Gke => TargetSelection::Platform(Platform::Gke),
     };
     let now = now();
     let recording = catrust::git::Recording::new(&*opened.source);
@@ -328,7 +316,7 @@ fn build(options: BuildOptions<'_>) -> i32 {
         &Request {
             source: &recording,
             config_path: &opened.config_path,
-            selection,
+            selection: selection(options.target),
             templates: &templates,
             now,
             deny_warnings: options.deny_warnings,
@@ -343,6 +331,29 @@ fn build(options: BuildOptions<'_>) -> i32 {
         eprintln!("error: nothing was written: fix the errors above");
         return EXIT_INPUT;
     };
+    deliver(&options, &rendered)
+}
+
+/// `--target` as the compiler's selection.
+fn selection(target: Target) -> TargetSelection {
+    match target {
+        Target::All => TargetSelection::Declared,
+        Target::Aks => TargetSelection::Aks,
+        Target::Agent => TargetSelection::Agent,
+        Target::TrustManager => TargetSelection::Platform(Platform::TrustManager),
+        Target::ClusterTrustBundle => TargetSelection::Platform(Platform::ClusterTrustBundle),
+        Target::Openshift => TargetSelection::Platform(Platform::OpenShift),
+        Target::Talos => TargetSelection::Platform(Platform::Talos),
+        Target::Bottlerocket => TargetSelection::Platform(Platform::Bottlerocket),
+        Target::K3s => TargetSelection::Platform(Platform::K3s),
+        Target::Gke => TargetSelection::Platform(Platform::Gke),
+    }
+}
+
+/// The rendered files to stdout (`--stdout`), compared with the folder (`--check`), or
+/// written to it.
+fn deliver(options: &BuildOptions<'_>, rendered: &Rendered) -> i32 {
+    let out = options.out;
     if options.stdout {
         let mut lock = std::io::stdout().lock();
         return match lock
@@ -353,8 +364,8 @@ fn build(options: BuildOptions<'_>) -> i32 {
             Err(e) => usage_error(format!("stdout: {e}")),
         };
     }
-    if check {
-        return match output::stale_paths(out, &rendered) {
+    if options.check {
+        return match output::stale_paths(out, rendered) {
             Ok(stale) if stale.is_empty() => {
                 eprintln!("{} is up to date", out.display());
                 EXIT_OK
@@ -372,7 +383,7 @@ fn build(options: BuildOptions<'_>) -> i32 {
             Err(e) => usage_error(e),
         };
     }
-    match output::write(out, &rendered) {
+    match output::write(out, rendered) {
         Ok(()) => {
             eprintln!("wrote {} files to {}", rendered.files.len(), out.display());
             EXIT_OK

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::config::TrustConfig;
 use crate::diag::Diagnostic;
-use crate::load::Loaded;
+use crate::load::{Certificate, Loaded};
 use crate::rules::Code;
 
 /// When a certificate entered first-parent history (the start of its current run).
@@ -132,97 +133,112 @@ pub fn removals(parent: &Loaded, checked: &Loaded, facts: &Facts) -> Vec<Removal
     let (Some(parent_config), Some(config)) = (&parent.config, &checked.config) else {
         return Vec::new();
     };
-    let overlap = config.min_overlap.value as i64;
     let now = trusted(checked);
     let distrust = distrusted(checked);
-    let uncommitted = |_: &str| Seen {
-        time: facts.check_time,
-        commit: None,
-        order: 0,
-        truncated: false,
-    };
-    let seen = |fp: &str| {
-        facts
-            .seen
-            .get(fp)
-            .cloned()
-            .unwrap_or_else(|| uncommitted(fp))
-    };
     let mut out = Vec::new();
     for gone in &parent.certificates {
         let fp = gone.info.sha256.as_str();
         if now.contains(fp) {
             continue;
         }
-        let authority = parent_config.authorities[gone.authority].name.value.clone();
         let mut removal = Removal {
             name: gone.name.clone(),
-            authority: authority.clone(),
+            authority: parent_config.authorities[gone.authority].name.value.clone(),
             sha256: fp.to_string(),
             by_replaces: false,
             successors: Vec::new(),
             verdict: Verdict::Emergency,
             anchor: None,
         };
-        if distrust.contains(fp) {
-            out.push(removal);
-            continue;
+        if !distrust.contains(fp) {
+            judge(&mut removal, config, checked, facts);
         }
-        let replacing: BTreeSet<usize> = config
-            .authorities
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.replaces.as_ref().is_some_and(|r| r.value == authority))
-            .map(|(i, _)| i)
-            .collect();
-        removal.by_replaces = !replacing.is_empty();
-        let gone_seen = facts.seen.get(fp).cloned();
-        let successors: Vec<_> = checked
-            .certificates
-            .iter()
-            .filter(|c| {
-                if removal.by_replaces {
-                    return replacing.contains(&c.authority);
-                }
-                let s = seen(&c.info.sha256);
-                match &gone_seen {
-                    // Added strictly after it; when both reach a shallow boundary the
-                    // order is unknown, so count it (the conservative choice).
-                    Some(g) => s.order < g.order || (g.truncated && s.truncated),
-                    None => true,
-                }
-            })
-            .collect();
-        if successors.is_empty() {
-            removal.verdict = Verdict::NoSuccessor;
-            out.push(removal);
-            continue;
-        }
-        removal.anchor = Some(successors[0].authority);
-        let mut latest = i64::MIN;
-        let mut cut: Option<i64> = None;
-        for c in successors {
-            let s = seen(&c.info.sha256);
-            let allowed_at = s.time.saturating_add(overlap);
-            if s.truncated && allowed_at > facts.check_time {
-                cut = Some(cut.map_or(s.time, |t: i64| t.min(s.time)));
-            }
-            latest = latest.max(allowed_at);
-            removal.successors.push(Successor {
-                name: c.name.clone(),
-                sha256: c.info.sha256.clone(),
-                first_seen: s,
-                allowed_at,
-            });
-        }
-        removal.verdict = match cut {
-            Some(boundary_time) => Verdict::HistoryTooShort { boundary_time },
-            None if latest > facts.check_time => Verdict::TooSoon { allowed_at: latest },
-            None => Verdict::Allowed,
-        };
         out.push(removal);
     }
     out
+}
+
+/// When `fp` entered history; the check time for a certificate not committed yet.
+fn seen(facts: &Facts, fp: &str) -> Seen {
+    facts.seen.get(fp).cloned().unwrap_or(Seen {
+        time: facts.check_time,
+        commit: None,
+        order: 0,
+        truncated: false,
+    })
+}
+
+/// The successors and verdict of a removal that is not an emergency.
+fn judge(removal: &mut Removal, config: &TrustConfig, checked: &Loaded, facts: &Facts) {
+    let (by_replaces, successors) = successors(removal, config, checked, facts);
+    removal.by_replaces = by_replaces;
+    let Some(first) = successors.first() else {
+        removal.verdict = Verdict::NoSuccessor;
+        return;
+    };
+    removal.anchor = Some(first.authority);
+    let overlap = config.min_overlap.value as i64;
+    let mut latest = i64::MIN;
+    let mut cut: Option<i64> = None;
+    for c in successors {
+        let s = seen(facts, &c.info.sha256);
+        let allowed_at = s.time.saturating_add(overlap);
+        if s.truncated && allowed_at > facts.check_time {
+            cut = Some(cut.map_or(s.time, |t: i64| t.min(s.time)));
+        }
+        latest = latest.max(allowed_at);
+        removal.successors.push(Successor {
+            name: c.name.clone(),
+            sha256: c.info.sha256.clone(),
+            first_seen: s,
+            allowed_at,
+        });
+    }
+    removal.verdict = match cut {
+        Some(boundary_time) => Verdict::HistoryTooShort { boundary_time },
+        None if latest > facts.check_time => Verdict::TooSoon { allowed_at: latest },
+        None => Verdict::Allowed,
+    };
+}
+
+/// The checked state's certificates that succeed `removal`: those of the authorities
+/// whose `replaces` names it (then `true`), else every one added after it.
+fn successors<'c>(
+    removal: &Removal,
+    config: &TrustConfig,
+    checked: &'c Loaded,
+    facts: &Facts,
+) -> (bool, Vec<&'c Certificate>) {
+    let replacing: BTreeSet<usize> = config
+        .authorities
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| {
+            a.replaces
+                .as_ref()
+                .is_some_and(|r| r.value == removal.authority)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let by_replaces = !replacing.is_empty();
+    let gone_seen = facts.seen.get(&removal.sha256);
+    let successors = checked
+        .certificates
+        .iter()
+        .filter(|c| {
+            if by_replaces {
+                return replacing.contains(&c.authority);
+            }
+            let s = seen(facts, &c.info.sha256);
+            match gone_seen {
+                // Added strictly after it; when both reach a shallow boundary the
+                // order is unknown, so count it (the conservative choice).
+                Some(g) => s.order < g.order || (g.truncated && s.truncated),
+                None => true,
+            }
+        })
+        .collect();
+    (by_replaces, successors)
 }
 
 /// `2026-12-01 10:00:00 UTC`.

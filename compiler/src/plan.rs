@@ -545,87 +545,83 @@ pub fn human(plan: &Plan) -> String {
 
 /// The plan's non-empty change sections, titled, one line per change.
 fn change_sections(plan: &Plan) -> Vec<(&'static str, Vec<String>)> {
-    let mut sections = Vec::new();
-    let mut section = |title: &'static str, lines: Vec<String>| {
-        if !lines.is_empty() {
-            sections.push((title, lines));
-        }
-    };
-    section(
-        "Added",
-        plan.added
-            .iter()
-            .map(|c| format!("+ {}  sha256 {}", c.name, short(&c.sha256)))
-            .collect(),
-    );
-    section(
-        "Removed",
-        plan.removed
-            .iter()
-            .map(|r| {
-                let mark = if r.verdict.blocks() { "x" } else { "-" };
-                format!(
-                    "{mark} {}  sha256 {}\n      {}",
-                    r.name,
-                    short(&r.sha256),
-                    crate::history::explain(r, plan.min_overlap)
-                )
-            })
-            .collect(),
-    );
-    section(
-        "Renamed (same certificate)",
-        plan.renamed
-            .iter()
-            .map(|r| format!("~ {} -> {}", r.from, r.to))
-            .collect(),
-    );
-    section(
-        "Re-pinned (new certificate under the same name)",
-        plan.repinned
-            .iter()
-            .map(|r| {
-                format!(
-                    "~ {}: {} -> {}",
-                    r.name,
-                    list(&r.from.iter().map(|x| short(x)).collect::<Vec<_>>()),
-                    list(&r.to.iter().map(|x| short(x)).collect::<Vec<_>>())
-                )
-            })
-            .collect(),
-    );
-    section(
-        "Distrusted (removed from nodes at once)",
-        plan.distrusted
-            .iter()
-            .map(|d| {
-                format!(
-                    "! {}{}",
-                    short(&d.sha256),
-                    d.reason
-                        .as_deref()
-                        .map(|r| format!("  ({r})"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect(),
-    );
-    section(
-        "No longer distrusted",
-        plan.undistrusted
-            .iter()
-            .map(|d| format!("  {}", short(&d.sha256)))
-            .collect(),
-    );
-    section(
-        "Changed",
-        plan.authorities_changed
-            .iter()
-            .chain(&plan.targets_changed)
-            .map(|c| format!("~ {}: {} -> {}", c.field, c.from, c.to))
-            .collect(),
-    );
+    let changed: Vec<&Change> = plan
+        .authorities_changed
+        .iter()
+        .chain(&plan.targets_changed)
+        .collect();
+    let sections = [
+        (
+            "Added",
+            lines(&plan.added, |c| {
+                format!("+ {}  sha256 {}", c.name, short(&c.sha256))
+            }),
+        ),
+        (
+            "Removed",
+            lines(&plan.removed, |r| removed_line(r, plan.min_overlap)),
+        ),
+        (
+            "Renamed (same certificate)",
+            lines(&plan.renamed, |r| format!("~ {} -> {}", r.from, r.to)),
+        ),
+        (
+            "Re-pinned (new certificate under the same name)",
+            lines(&plan.repinned, repinned_line),
+        ),
+        (
+            "Distrusted (removed from nodes at once)",
+            lines(&plan.distrusted, distrusted_line),
+        ),
+        (
+            "No longer distrusted",
+            lines(&plan.undistrusted, |d| format!("  {}", short(&d.sha256))),
+        ),
+        (
+            "Changed",
+            lines(&changed, |c| {
+                format!("~ {}: {} -> {}", c.field, c.from, c.to)
+            }),
+        ),
+    ];
     sections
+        .into_iter()
+        .filter(|(_, lines)| !lines.is_empty())
+        .collect()
+}
+
+fn lines<T>(items: &[T], line: impl Fn(&T) -> String) -> Vec<String> {
+    items.iter().map(line).collect()
+}
+
+fn removed_line(r: &Removal, min_overlap: u64) -> String {
+    let mark = if r.verdict.blocks() { "x" } else { "-" };
+    format!(
+        "{mark} {}  sha256 {}\n      {}",
+        r.name,
+        short(&r.sha256),
+        crate::history::explain(r, min_overlap)
+    )
+}
+
+fn repinned_line(r: &Repinned) -> String {
+    format!(
+        "~ {}: {} -> {}",
+        r.name,
+        list(&r.from.iter().map(|x| short(x)).collect::<Vec<_>>()),
+        list(&r.to.iter().map(|x| short(x)).collect::<Vec<_>>())
+    )
+}
+
+fn distrusted_line(d: &Distrusted) -> String {
+    format!(
+        "! {}{}",
+        short(&d.sha256),
+        d.reason
+            .as_deref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
+    )
 }
 
 /// "What happens": each output's effect.

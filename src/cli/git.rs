@@ -1,44 +1,18 @@
 //! The git side of the command line: which state a command reads (`--rev`, `--staged`,
 //! the working tree), the CT401 check, provenance, and `catrust plan`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use catrust::compile::Context;
 use catrust::diag::Diagnostic;
-use catrust::git::{self, GitIndexSource, GitTreeSource, Recording, Repo, Side};
+use catrust::git::{self, GitSource, Recording, Repo, Side};
 use catrust::load::Loaded;
+pub(super) use catrust::plan::request::Input;
 use catrust::plan::request::{self, FromState};
 use catrust::plan::{self, StateRef};
 use catrust::source::Source;
 
-use super::{usage_error, EXIT_INPUT, EXIT_OK};
-
-/// Which state of trust.yaml a command reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Input {
-    WorkingTree,
-    Index,
-    Rev(String),
-}
-
-impl Input {
-    pub(super) fn from_flags(staged: bool, rev: Option<String>) -> Input {
-        match (staged, rev) {
-            (_, Some(r)) => Input::Rev(r),
-            (true, None) => Input::Index,
-            (false, None) => Input::WorkingTree,
-        }
-    }
-
-    fn label(&self) -> String {
-        match self {
-            Input::WorkingTree => "working tree".into(),
-            Input::Index => "index".into(),
-            Input::Rev(r) => r.clone(),
-        }
-    }
-}
+use super::{print_findings, usage_error, EXIT_INPUT, EXIT_OK};
 
 /// A source opened for one command.
 pub(super) struct Opened {
@@ -149,12 +123,12 @@ pub(super) fn open(file: &Path, input: Input) -> Result<Opened, String> {
         Input::Rev(rev) => {
             let commit = repo.commit(rev).map_err(|e| e.to_string())?;
             (
-                Box::new(GitTreeSource::new(&repo, &commit, &shown_root)),
+                Box::new(GitSource::tree(&repo, &commit, &shown_root)),
                 Some(commit.id()),
             )
         }
         _ => (
-            Box::new(GitIndexSource::new(&repo, &shown_root).map_err(|e| e.to_string())?),
+            Box::new(GitSource::index(&repo, &shown_root).map_err(|e| e.to_string())?),
             None,
         ),
     };
@@ -227,6 +201,19 @@ pub(super) enum PlanFormat {
     Json,
 }
 
+/// Opens and loads the state a plan checks, which must be in a repository.
+fn open_checked(file: &Path, to: Input) -> Result<(Opened, Repo, Loaded), String> {
+    let opened = open(file, to)?;
+    let Some(repo) = opened.repo.clone() else {
+        return Err(format!(
+            "{} is not in a git repository: plan compares git states",
+            file.display()
+        ));
+    };
+    let loaded = load(&opened, &*opened.source)?;
+    Ok((opened, repo, loaded))
+}
+
 /// `catrust plan`.
 pub(super) fn plan(
     file: &Path,
@@ -235,100 +222,34 @@ pub(super) fn plan(
     format: PlanFormat,
     now: i64,
 ) -> i32 {
-    let opened = match open(file, to.clone()) {
+    let (opened, repo, to_loaded) = match open_checked(file, to) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
-    let Some(repo) = opened.repo.clone() else {
-        return usage_error(format!(
-            "{} is not in a git repository: plan compares git states",
-            file.display()
-        ));
-    };
-    let to_loaded = match load(&opened, &*opened.source) {
-        Ok(l) => l,
+    let from_state = FromState::choose(from.as_deref(), opened.input.rev());
+    let states = match opened.with_side(|side| {
+        git::plan_states(
+            &repo,
+            &from_state,
+            &to_loaded,
+            side,
+            &opened.config_path,
+            now,
+            &opened.shown_root,
+        )
+    }) {
+        Ok(s) => s,
         Err(e) => return usage_error(e),
-    };
-    let to_rev = match &opened.input {
-        Input::Rev(r) => Some(r.as_str()),
-        _ => None,
-    };
-    let from_state = FromState::choose(from.as_deref(), to_rev);
-    let from_commit = match &from_state {
-        FromState::Rev(rev) => match repo.commit(rev) {
-            Ok(c) => Some(c),
-            Err(e) => return usage_error(e),
-        },
-        FromState::ParentOf(_) => opened.commit().and_then(|c| c.parent(0).ok()),
-        FromState::Head => repo.head(),
-    };
-    let from_label = from_state.label();
-    let from_path = match &from_commit {
-        Some(c) => {
-            let tree = match c.tree() {
-                Ok(t) => t,
-                Err(e) => return usage_error(format!("git: {}", e.message())),
-            };
-            match opened.with_side(|side| git::path_in(&repo, &tree, side, &opened.config_path)) {
-                Ok(p) => p,
-                Err(e) => return usage_error(format!("git: {e}")),
-            }
-        }
-        None => None,
-    };
-    let from_loaded = match (&from_commit, &from_path) {
-        (Some(c), Some(p)) => match git::load_at(&repo, c, p, &opened.shown_root) {
-            Ok(l) => l,
-            Err(e) => return usage_error(format!("cannot read trust.yaml at {from_label}: {e}")),
-        },
-        // No earlier state: everything is added.
-        _ => Loaded {
-            config_file: opened.config_path.clone(),
-            config: None,
-            certificates: Vec::new(),
-            diagnostics: Vec::new(),
-            sources: Default::default(),
-        },
-    };
-    let rotation = opened.with_side(|side| {
-        if from_state.is_parent() {
-            git::rotation(
-                &repo,
-                &to_loaded,
-                side,
-                &opened.config_path,
-                now,
-                &opened.shown_root,
-            )
-        } else {
-            git::rotation_against(
-                &repo,
-                from_loaded.clone(),
-                from_commit.as_ref().map(|c| c.id().to_string()),
-                &to_loaded,
-                side,
-                &opened.config_path,
-                now,
-            )
-        }
-    });
-    let rotation = match rotation {
-        Ok(r) => r,
-        Err(e) => return usage_error(format!("git: {e}")),
-    };
-    let from_ref = StateRef {
-        label: from_label,
-        commit: from_commit.as_ref().map(|c| c.id().to_string()),
     };
     let to_ref = StateRef {
         label: opened.input.label(),
         commit: opened.commit.map(|c| c.to_string()),
     };
     let plan = plan::diff(
-        (&from_ref, &from_loaded),
+        (&states.from, &states.from_loaded),
         (&to_ref, &to_loaded),
-        rotation.removals.clone(),
-        rotation.facts.check_time,
+        states.rotation.removals.clone(),
+        states.rotation.facts.check_time,
     );
     match format {
         PlanFormat::Human => print!("{}", plan::human(&plan)),
@@ -336,15 +257,9 @@ pub(super) fn plan(
     }
     let findings = request::failing_findings(
         catrust::lint::lint(&to_loaded, now),
-        rotation.diagnostics(&to_loaded),
+        states.rotation.diagnostics(&to_loaded),
     );
-    if !findings.is_empty() {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!(
-            "{}",
-            catrust::report::human(&findings, &to_loaded.sources, color)
-        );
-    }
+    print_findings(&findings, &to_loaded.sources);
     if request::fails(&findings, plan.breaks_ct401) {
         EXIT_INPUT
     } else {

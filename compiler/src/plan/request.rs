@@ -1,8 +1,46 @@
-//! What `catrust plan` compares and when it fails, decided from its flags alone; the
-//! CLI resolves the revisions, loads the states and prints.
+//! Which state a command reads, and what `catrust plan` compares and when it fails,
+//! decided from the flags alone; the CLI resolves the revisions, loads the states and
+//! prints.
 
 use crate::diag::Diagnostic;
+use crate::load::Loaded;
 use crate::rules::Severity;
+
+/// Which state of trust.yaml a command reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    WorkingTree,
+    Index,
+    Rev(String),
+}
+
+impl Input {
+    /// `--rev REV` (or `plan --to REV`) wins over `--staged`; neither is the working tree.
+    pub fn from_flags(staged: bool, rev: Option<String>) -> Input {
+        match (staged, rev) {
+            (_, Some(r)) => Input::Rev(r),
+            (true, None) => Input::Index,
+            (false, None) => Input::WorkingTree,
+        }
+    }
+
+    /// How reports and the plan name this state.
+    pub fn label(&self) -> String {
+        match self {
+            Input::WorkingTree => "working tree".into(),
+            Input::Index => "index".into(),
+            Input::Rev(r) => r.clone(),
+        }
+    }
+
+    /// The revision read, if a commit.
+    pub fn rev(&self) -> Option<&str> {
+        match self {
+            Input::Rev(r) => Some(r),
+            _ => None,
+        }
+    }
+}
 
 /// The earlier state a plan compares against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +81,18 @@ impl FromState {
     }
 }
 
+/// The earlier state when there is none (no earlier commit, or trust.yaml did not exist
+/// there): nothing is trusted, so everything is added.
+pub fn nothing_before(config_file: &str) -> Loaded {
+    Loaded {
+        config_file: config_file.to_string(),
+        config: None,
+        certificates: Vec::new(),
+        diagnostics: Vec::new(),
+        sources: Default::default(),
+    }
+}
+
 /// The findings that make a plan fail: the target state's errors (warnings do not),
 /// then the rotation's (CT401).
 pub fn failing_findings(
@@ -67,6 +117,30 @@ pub fn fails(findings: &[Diagnostic], breaks_ct401: bool) -> bool {
 mod tests {
     use super::*;
     use crate::rules::Code;
+
+    #[test]
+    fn a_revision_wins_over_staged_and_names_the_state() {
+        let rev = Input::from_flags(true, Some("v2".into()));
+        assert_eq!(rev, Input::Rev("v2".into()));
+        assert_eq!((rev.label(), rev.rev()), ("v2".to_string(), Some("v2")));
+        let index = Input::from_flags(true, None);
+        assert_eq!(index, Input::Index);
+        assert_eq!((index.label(), index.rev()), ("index".to_string(), None));
+        let tree = Input::from_flags(false, None);
+        assert_eq!(tree, Input::WorkingTree);
+        assert_eq!(
+            (tree.label(), tree.rev()),
+            ("working tree".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn no_earlier_state_trusts_nothing() {
+        let before = nothing_before("ca/trust.yaml");
+        assert_eq!(before.config_file, "ca/trust.yaml");
+        assert!(before.config.is_none());
+        assert!(before.certificates.is_empty() && before.diagnostics.is_empty());
+    }
 
     #[test]
     fn from_defaults_to_the_checked_states_parent() {
