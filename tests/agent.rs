@@ -12,7 +12,7 @@ use catrust_bundle::ContainerdPolicy;
 use catrust_tests::agent::{
     agent, bundle, fingerprint, host_flags, reseal, status, Ca, RunningAgent, TlsServer,
 };
-use catrust_tests::host::{diff, Node, TestHost};
+use catrust_tests::host::{diff, TestHost};
 use catrust_tests::kubelet::SecretVolume;
 use catrust_tests::pki::{make_ca, make_server_cert, Issued};
 use catrust_tests::{assert_ok, bin, run};
@@ -78,19 +78,6 @@ fn uninstall(root: &Path, exec_extra: &[&str]) -> Output {
     agent(&a)
 }
 
-fn restarts(h: &TestHost) -> usize {
-    std::fs::read_to_string(h.path("containerd-restarts"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
-
-/// A snapshot without the test's own restart log.
-fn snap(h: &TestHost) -> BTreeMap<String, Node> {
-    let mut s = h.snapshot();
-    s.remove("containerd-restarts");
-    s
-}
-
 /// Foreign files planted before any operation, checked byte for byte after each.
 struct Foreign(Vec<(String, Vec<u8>)>);
 
@@ -143,7 +130,7 @@ fn debian_install_rotate_distrust_uninstall() {
     let foreign_hosts = "etc/containerd/certs.d/registry.corp:5000/hosts.toml";
     h.write(foreign_hosts, FOREIGN_HOSTS);
     h.refresh();
-    let before = snap(&h);
+    let before = h.node_snapshot();
     let gen = h.generated_bundle();
     let (s_old, s_new, s_sys, s_foreign) = (
         TlsServer::start(&p.leaf_old),
@@ -215,7 +202,7 @@ fn debian_install_rotate_distrust_uninstall() {
             && edited.contains("\"catrust-corp-old.crt\"")
     );
     assert_eq!(
-        restarts(&h),
+        h.containerd_restarts(),
         1,
         "restart policy: containerd restarts when the store changed"
     );
@@ -280,7 +267,7 @@ fn debian_install_rotate_distrust_uninstall() {
         "the registry left the bundle: its foreign hosts.toml is back to the byte"
     );
     foreign.check(&h, "rotate (remove)");
-    assert_eq!(restarts(&h), 3);
+    assert_eq!(h.containerd_restarts(), 3);
 
     // 4. Distrust a system CA (registries-only still restarts containerd on distrust).
     let (files, h4) = bundle(
@@ -306,20 +293,20 @@ fn debian_install_rotate_distrust_uninstall() {
     assert!(conf.contains("\n!catrust-test/system-root.crt\n"), "{conf}");
     assert!(!conf.contains("\ncatrust-test/system-root.crt\n"), "{conf}");
     assert_eq!(
-        restarts(&h),
+        h.containerd_restarts(),
         4,
         "distrust restarts containerd under registries-only"
     );
     foreign.check(&h, "distrust");
 
     // 5. Nothing new: a resync changes nothing and restarts nothing.
-    let settled = snap(&h);
+    let settled = h.node_snapshot();
     assert_ok(
         &apply_once(&flags, &["--expected-sha256", &h4]),
         "catrust-agent",
     );
-    assert_eq!(diff(&settled, &snap(&h)), Vec::<String>::new());
-    assert_eq!(restarts(&h), 4);
+    assert_eq!(diff(&settled, &h.node_snapshot()), Vec::<String>::new());
+    assert_eq!(h.containerd_restarts(), 4);
 
     // 6. Uninstall: exactly what was installed goes, the host is as it was before.
     assert_ok(&uninstall(h.root(), &[]), "catrust-agent");
@@ -331,7 +318,7 @@ fn debian_install_rotate_distrust_uninstall() {
     assert!(s_foreign.trusted_by(&gen));
     foreign.check(&h, "uninstall");
     assert_eq!(
-        diff(&before, &snap(&h)),
+        diff(&before, &h.node_snapshot()),
         Vec::<String>::new(),
         "uninstall left changes behind"
     );
@@ -354,7 +341,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
         )],
     );
     h.refresh();
-    let before = snap(&h);
+    let before = h.node_snapshot();
     let gen = h.generated_bundle();
     let (s_old, s_new, s_sys, s_foreign) = (
         TlsServer::start(&p.leaf_old),
@@ -398,10 +385,10 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
     // nothing changes, the trust stays as it was.
     let planted = h.path("etc/pki/ca-trust/source/anchors/catrust-planted.crt");
     std::os::unix::fs::symlink(&p.new.cert, &planted).unwrap();
-    let snapshot = snap(&h);
+    let snapshot = h.node_snapshot();
     let out = apply_once(&flags, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(diff(&snapshot, &snap(&h)), Vec::<String>::new());
+    assert_eq!(diff(&snapshot, &h.node_snapshot()), Vec::<String>::new());
     assert!(s_old.trusted_by(&gen) && !s_new.trusted_by(&gen));
     let reason = status(h.root(), None)["reason"]
         .as_str()
@@ -449,7 +436,7 @@ fn rhel_family_with_p11_kit_install_rotate_distrust_uninstall() {
     assert!(!s_new.trusted_by(&gen) && s_sys.trusted_by(&gen) && s_foreign.trusted_by(&gen));
     foreign.check(&h, "uninstall");
     assert_eq!(
-        diff(&before, &snap(&h)),
+        diff(&before, &h.node_snapshot()),
         Vec::<String>::new(),
         "uninstall left changes behind"
     );
@@ -580,7 +567,7 @@ fn refused_inputs_leave_the_host_as_it_was() {
             })),
             _ => unreachable!(),
         }
-        let before = snap(&h);
+        let before = h.node_snapshot();
         let out = apply_once(&flags, &expected);
         assert_eq!(
             out.status.code(),
@@ -589,7 +576,7 @@ fn refused_inputs_leave_the_host_as_it_was() {
             case.what
         );
         assert_eq!(
-            diff(&before, &snap(&h)),
+            diff(&before, &h.node_snapshot()),
             Vec::<String>::new(),
             "{}: the host changed",
             case.what
@@ -646,7 +633,7 @@ fn refused_inputs_leave_the_host_as_it_was() {
         );
         drop(running);
         assert_eq!(
-            diff(&before, &snap(&h)),
+            diff(&before, &h.node_snapshot()),
             Vec::<String>::new(),
             "{}: run changed the host",
             case.what
@@ -836,7 +823,7 @@ fn a_failing_refresh_is_rolled_back() {
     );
     vol.write(&v1);
     assert_ok(&apply_once(&flags, &[]), "catrust-agent");
-    let before = snap(&h);
+    let before = h.node_snapshot();
 
     // An update-ca-certificates that fails, first on PATH.
     let fake = tempfile::tempdir().unwrap();
@@ -872,7 +859,7 @@ fn a_failing_refresh_is_rolled_back() {
         .env("PATH", &path));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        diff(&before, &snap(&h)),
+        diff(&before, &h.node_snapshot()),
         Vec::<String>::new(),
         "the failed apply was not rolled back"
     );
@@ -898,7 +885,7 @@ fn a_failing_refresh_is_rolled_back() {
         t0.elapsed() < Duration::from_secs(10),
         "the deadline was not kept"
     );
-    assert_eq!(diff(&before, &snap(&h)), Vec::<String>::new());
+    assert_eq!(diff(&before, &h.node_snapshot()), Vec::<String>::new());
     let reason = status(h.root(), None)["reason"]
         .as_str()
         .unwrap_or_default()
@@ -958,10 +945,10 @@ fn drift_is_repaired_and_an_unknown_host_is_refused() {
     // A host family the agent does not know: refused, nothing written, reason shown.
     let alpine = TestHost::debian();
     alpine.write("etc/os-release", "ID=alpine\nVERSION_ID=3.20\n");
-    let before = snap(&alpine);
+    let before = alpine.node_snapshot();
     let out = apply_once(&host_flags(alpine.root(), &vol.dir), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(diff(&before, &snap(&alpine)), Vec::<String>::new());
+    assert_eq!(diff(&before, &alpine.node_snapshot()), Vec::<String>::new());
     let st = status(alpine.root(), None);
     assert_eq!(st["ready"], false);
     assert!(
@@ -1066,7 +1053,7 @@ fn containerd_trusts_a_registry_through_the_agents_hosts_toml() {
     vol.write(&v2);
     assert_ok(&apply_once(&flags, &[]), "catrust-agent");
     assert_eq!(
-        restarts(&h),
+        h.containerd_restarts(),
         0,
         "registries-only: a registry CA needs no containerd restart"
     );
@@ -1244,7 +1231,7 @@ fn the_containerd_config_decides_where_registry_cas_go() {
     assert!(!h.path("etc/containerd/certs.d").exists());
     assert!(TlsServer::start(&p.leaf_old).trusted_by(&h.generated_bundle()));
     assert_eq!(
-        restarts(&h),
+        h.containerd_restarts(),
         1,
         "registries-only without certs.d must restart"
     );
@@ -1269,18 +1256,18 @@ fn the_containerd_config_decides_where_registry_cas_go() {
         String::from_utf8(h.read(&format!("etc/docker/certs.d/{registry}/hosts.toml"))).unwrap();
     assert!(hosts.contains("catrust-corp-registry.crt"), "{hosts}");
     assert!(!h.path("etc/containerd/certs.d").exists());
-    assert_eq!(restarts(&h), 0);
+    assert_eq!(h.containerd_restarts(), 0);
 
     // A config_path leaving the host root: not ready, nothing written.
     let h = TestHost::debian();
     h.write("etc/containerd/config.toml", cfg("/etc/../../tmp/x"));
-    let before = snap(&h);
+    let before = h.node_snapshot();
     let flags = host_flags(h.root(), &vol.dir);
     let out = apply_once(&flags, &[]);
     assert!(!out.status.success());
     let st = status(h.root(), Some(&vol.dir));
     assert!(st["reason"].to_string().contains("config_path"), "{st}");
-    let mut after = snap(&h);
+    let mut after = h.node_snapshot();
     after.retain(|k, _| !k.starts_with("var/lib/catrust"));
     let mut before = before;
     before.retain(|k, _| !k.starts_with("var/lib/catrust"));
@@ -1322,14 +1309,14 @@ fn a_bundle_folder_that_disappears_or_goes_stale_never_removes_trust() {
     let running = RunningAgent::start(&flags, &["--resync", "1s"]);
     running.wait_readyz(200, Duration::from_secs(10));
     assert!(s_old.trusted_by(&gen));
-    let installed = snap(&h);
+    let installed = h.node_snapshot();
 
     let keep_trust = |step: &str| {
         let body = running.wait_readyz(503, Duration::from_secs(10));
         // Two resyncs later nothing has changed on the host.
         std::thread::sleep(Duration::from_millis(2500));
         assert_eq!(
-            diff(&installed, &snap(&h)),
+            diff(&installed, &h.node_snapshot()),
             Vec::<String>::new(),
             "{step}: the host changed"
         );
@@ -1370,7 +1357,7 @@ fn a_bundle_folder_that_disappears_or_goes_stale_never_removes_trust() {
     let body = running.wait_readyz(503, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
-        diff(&installed, &snap(&h)),
+        diff(&installed, &h.node_snapshot()),
         Vec::<String>::new(),
         "stale bundle: {body}"
     );
@@ -1438,7 +1425,7 @@ fn links_out_of_the_host_root_are_refused() {
             std::fs::rename(&real, &moved).unwrap();
         }
         std::os::unix::fs::symlink(target, &real).unwrap();
-        let (before, before_out) = (snap(&h), outside.snapshot());
+        let (before, before_out) = (h.node_snapshot(), outside.snapshot());
         let out = apply_once(&flags, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{link} -> {target}: {stderr}");
@@ -1449,7 +1436,7 @@ fn links_out_of_the_host_root_are_refused() {
             "{link} -> {target}: written outside the host root"
         );
         assert_eq!(
-            diff(&before, &snap(&h)),
+            diff(&before, &h.node_snapshot()),
             Vec::<String>::new(),
             "{link} -> {target}: the host changed"
         );

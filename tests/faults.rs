@@ -143,9 +143,7 @@ impl Fixture {
     }
 
     fn restarts(&self) -> usize {
-        std::fs::read_to_string(self.h.path("containerd-restarts"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+        self.h.containerd_restarts()
     }
 
     /// The root without the agent's record and the test's restart log. Also without the
@@ -153,8 +151,7 @@ impl Fixture {
     /// bundle file's first certificate, a duplicate): whether one exists depends on the
     /// order of a run (`--fresh` or not), not on what the node trusts.
     fn snap(&self) -> BTreeMap<String, Node> {
-        let mut s = self.h.snapshot();
-        s.remove("containerd-restarts");
+        let mut s = self.h.node_snapshot();
         s.retain(|k, v| {
             !(k.starts_with("etc/ssl/certs/")
                 && *v == Node::Link(PathBuf::from("ca-certificates.crt")))

@@ -109,7 +109,7 @@ pub fn host_flags(root: &Path, bundle_dir: &Path) -> Vec<String> {
         "--containerd-restart-command".into(),
         format!(
             "echo restarted >> {}",
-            root.join("containerd-restarts").display()
+            root.join(crate::host::RESTART_LOG).display()
         ),
     ]
 }

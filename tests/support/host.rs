@@ -14,13 +14,10 @@ pub struct TestHost {
     pub family: &'static str,
 }
 
-/// One entry of a tree snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    Dir,
-    File(Vec<u8>),
-    Link(PathBuf),
-}
+pub use crate::Node;
+
+/// Where the test's containerd restart command logs each run, under the host root.
+pub const RESTART_LOG: &str = "containerd-restarts";
 
 impl TestHost {
     /// Debian layout: os-release, ca-certificates.conf, the certificate folders, an
@@ -170,28 +167,24 @@ impl TestHost {
 
     /// Every entry under the root except the agent's own record (`var/lib/catrust`).
     pub fn snapshot(&self) -> BTreeMap<String, Node> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![self.root().to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir).unwrap().flatten() {
-                let p = e.path();
-                let rel = p.strip_prefix(self.root()).unwrap().display().to_string();
-                if rel == "var/lib/catrust" {
-                    continue;
-                }
-                let meta = std::fs::symlink_metadata(&p).unwrap();
-                let node = if meta.file_type().is_symlink() {
-                    Node::Link(std::fs::read_link(&p).unwrap())
-                } else if meta.is_dir() {
-                    stack.push(p.clone());
-                    Node::Dir
-                } else {
-                    Node::File(std::fs::read(&p).unwrap())
-                };
-                out.insert(rel, node);
-            }
-        }
-        out
+        let mut tree = crate::tree(self.root());
+        tree.retain(|rel, _| rel != "var/lib/catrust" && !rel.starts_with("var/lib/catrust/"));
+        tree
+    }
+
+    /// How often the test's containerd restart command ran ([`crate::agent::host_flags`]
+    /// logs each run in `containerd-restarts`).
+    pub fn containerd_restarts(&self) -> usize {
+        std::fs::read_to_string(self.path(RESTART_LOG))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// [`TestHost::snapshot`] without the test's restart log.
+    pub fn node_snapshot(&self) -> BTreeMap<String, Node> {
+        let mut s = self.snapshot();
+        s.remove(RESTART_LOG);
+        s
     }
 }
 

@@ -162,36 +162,59 @@ pub fn lint_json(dir: &Path) -> (serde_json::Value, Vec<String>) {
     (report, codes)
 }
 
-/// Every file under `dir` (relative path → bytes), for before/after comparisons.
-pub fn snapshot_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+/// One entry of a folder tree, as tests compare them (links are not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    File(Vec<u8>),
+    Link(std::path::PathBuf),
+}
+
+/// Every entry under `dir` (relative path → node): the one tree walker of the tests.
+/// A missing or unreadable folder has no entries.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Node> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path).expect("stat");
             let rel = path
-                .strip_prefix(root)
+                .strip_prefix(dir)
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            if meta.is_dir() {
-                walk(root, &path, out);
-            } else if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                out.insert(
-                    format!("{rel} -> symlink"),
-                    target.to_string_lossy().into_owned().into_bytes(),
-                );
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            let node = if meta.file_type().is_symlink() {
+                Node::Link(std::fs::read_link(&path).expect("read link"))
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                Node::Dir
             } else {
-                out.insert(rel, std::fs::read(&path).expect("read"));
-            }
+                Node::File(std::fs::read(&path).expect("read"))
+            };
+            out.insert(rel, node);
         }
     }
-    let mut out = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut out);
     out
+}
+
+/// The files and links under `dir` as bytes (a link as `<path> -> symlink` → its
+/// target), for before/after comparisons and for reading an output folder.
+pub fn snapshot_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    tree(dir)
+        .into_iter()
+        .filter_map(|(rel, node)| match node {
+            Node::Dir => None,
+            Node::File(bytes) => Some((rel, bytes)),
+            Node::Link(target) => Some((
+                format!("{rel} -> symlink"),
+                target.to_string_lossy().into_owned().into_bytes(),
+            )),
+        })
+        .collect()
 }
 
 /// Polls `ready` every 20 ms; fails the test with "`what` within `within`" when it is
