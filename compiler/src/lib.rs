@@ -2,26 +2,26 @@
 //! a set of CA certificates.
 #![forbid(unsafe_code)]
 
-pub mod azure;
-pub mod bundle;
-pub mod cert;
+mod azure;
+mod bundle;
+mod cert;
 pub mod compile;
-pub mod config;
+mod config;
 pub mod diag;
 pub mod docs;
-pub mod failpoint;
+mod failpoint;
 /// The git edge (libgit2): behind the default `git` feature, which the Argo CD plugin
 /// turns off (it reads the checked-out folder Argo CD gives it, never a repository).
 #[cfg(feature = "git")]
 pub mod git;
-pub mod history;
+mod history;
 pub mod init;
-pub mod inline;
+mod inline;
 pub mod inspect;
 pub mod lint;
 pub mod load;
 pub mod output;
-pub mod parse;
+mod parse;
 pub mod pem;
 pub mod plan;
 pub mod render;
@@ -29,5 +29,5 @@ pub mod report;
 pub mod rules;
 pub mod sarif;
 pub mod source;
-pub mod span;
+mod span;
 pub mod templates;
