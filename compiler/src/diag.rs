@@ -6,7 +6,7 @@ use crate::span::{SourceFile, Span};
 /// Where a finding points: a span in one named source file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
-    /// The file as the user names it (see [`SourceFile::name`]).
+    /// The file as the user names it (see `SourceFile::name`).
     pub file: String,
     pub span: Span,
 }

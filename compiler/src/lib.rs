@@ -14,7 +14,7 @@ mod failpoint;
 /// turns off (it reads the checked-out folder Argo CD gives it, never a repository).
 #[cfg(feature = "git")]
 pub mod git;
-mod history;
+pub mod history;
 pub mod init;
 mod inline;
 pub mod inspect;

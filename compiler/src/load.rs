@@ -15,7 +15,7 @@ use crate::span::{SourceFile, Span};
 pub struct Certificate {
     /// `<name>`, or `<name>-<n>` (1-based) when the authority's source holds several.
     pub name: String,
-    /// Index into [`TrustConfig::authorities`].
+    /// Index into the configuration's `authorities`.
     pub authority: usize,
     /// Position within the authority's source (0-based).
     pub position: usize,

@@ -418,7 +418,7 @@ fn step<'r>(commit: &git2::Commit<'r>, boundary: &HashSet<Oid>) -> Step<'r> {
 }
 
 /// Dates every fingerprint in `targets` by walking the first-parent chain back from
-/// `start` (where trust.yaml is at `path`): a fingerprint's [`Seen`] is the oldest
+/// `start` (where trust.yaml is at `path`): a fingerprint's `Seen` is the oldest
 /// commit of the unbroken run of commits, ending at the newest commit holding it,
 /// whose state trusts it (a CA removed and re-added later starts a new run: nodes
 /// dropped it in between). trust.yaml is followed across renames (git's rename
