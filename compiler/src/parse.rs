@@ -122,35 +122,24 @@ trait Keyword: Copy + 'static {
     fn spelling(self) -> &'static str;
 }
 
-impl Keyword for TargetKind {
-    const LABEL: &'static str = "target";
-    fn all() -> &'static [Self] {
-        &Self::ALL
-    }
-    fn spelling(self) -> &'static str {
-        self.as_str()
-    }
+/// A type whose spellings are its `ALL` and `as_str` is a [`Keyword`].
+macro_rules! keyword {
+    ($type:ty, $label:literal) => {
+        impl Keyword for $type {
+            const LABEL: &'static str = $label;
+            fn all() -> &'static [Self] {
+                &Self::ALL
+            }
+            fn spelling(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    };
 }
 
-impl Keyword for ContainerdPolicy {
-    const LABEL: &'static str = "containerd policy";
-    fn all() -> &'static [Self] {
-        &Self::ALL
-    }
-    fn spelling(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl Keyword for K3sDistribution {
-    const LABEL: &'static str = "distribution";
-    fn all() -> &'static [Self] {
-        &Self::ALL
-    }
-    fn spelling(self) -> &'static str {
-        self.as_str()
-    }
-}
+keyword!(TargetKind, "target");
+keyword!(ContainerdPolicy, "containerd policy");
+keyword!(K3sDistribution, "distribution");
 
 impl<'a> Cx<'a> {
     fn span(&self, node: &MarkedYaml) -> Span {
