@@ -10,10 +10,11 @@ use catrust_bundle::{ContainerdPolicy, VerifiedBundle};
 use tracing::{info, warn};
 
 use crate::exec::{self, Containerd, HostExec};
-use crate::fsops::{self, Entry};
+use crate::fsops;
 use crate::host::{self, Family};
-use crate::plan::{self, Action, Desired, DesiredCa, Observed};
+use crate::plan::{self, Desired, DesiredCa, Observed};
 use crate::state::{self, Outcome, State};
+use crate::transaction::{self, Backup};
 use crate::{bundle_dir, containerd_config, failpoint, pem, rootfs};
 
 /// Everything one apply needs; built from the command line.
@@ -151,7 +152,7 @@ fn observe(root: &Path, family: Family, d: &Desired, st: &State) -> Result<Obser
             }
             for (path, der) in pem_files(&root.join(host::DEBIAN_LOCALCERTSDIR)) {
                 let fp = catrust_bundle::sha256_hex(&der);
-                let rel = rel_of(root, &path);
+                let rel = transaction::rel_of(root, &path);
                 if wanted.contains(fp.as_str()) && !own.contains(&rel) {
                     obs.foreign_matches.push((fp, rel));
                 }
@@ -175,12 +176,6 @@ fn observe(root: &Path, family: Family, d: &Desired, st: &State) -> Result<Obser
         }
     }
     Ok(obs)
-}
-
-fn rel_of(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
 }
 
 /// (file, DER) of every certificate in the PEM files under `path` (a file or a tree;
@@ -207,65 +202,6 @@ fn pem_files(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         }
     }
     out
-}
-
-/// Files touched by an apply and what they held before, to restore on failure.
-struct Backup {
-    root: PathBuf,
-    saved: Vec<(String, Entry)>,
-}
-
-impl Backup {
-    fn restore(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        for (path, before) in self.saved.iter().rev() {
-            let full = self.root.join(path);
-            let r = match before {
-                Entry::File(bytes) => fsops::write_atomic(&full, bytes),
-                Entry::Missing => fsops::remove(&full),
-                // The plan never touches links or folders.
-                Entry::Symlink(_) | Entry::Other => Ok(()),
-            };
-            if let Err(e) = r {
-                errors.push(format!("{path}: {e}"));
-            }
-        }
-        errors
-    }
-}
-
-fn carry_out(
-    root: &Path,
-    actions: &[Action],
-    obs: &Observed,
-    st: &mut State,
-    backup: &mut Backup,
-) -> Result<(), String> {
-    for a in actions {
-        let before = obs.entries.get(a.path()).cloned().unwrap_or(Entry::Missing);
-        backup.saved.push((a.path().to_owned(), before));
-        let full = root.join(a.path());
-        match a {
-            Action::Write { path, bytes } => {
-                if let Some(parent) = full.parent() {
-                    for d in fsops::create_dirs(parent).map_err(|e| format!("{path}: {e}"))? {
-                        st.dirs.insert(rel_of(root, &d));
-                    }
-                }
-                fsops::write_atomic_then(&full, bytes, |step| {
-                    failpoint::hit(match step {
-                        fsops::Step::TmpWritten => "apply.tmp_written",
-                        fsops::Step::Renamed => "apply.renamed",
-                    })
-                })
-                .map_err(|e| format!("cannot write {path}: {e}"))?;
-            }
-            Action::Remove { path } => {
-                fsops::remove(&full).map_err(|e| format!("cannot remove {path}: {e}"))?
-            }
-        }
-    }
-    Ok(())
 }
 
 fn refresh(cfg: &Config, family: Family, fresh: bool) -> Result<(), String> {
@@ -531,20 +467,13 @@ fn execute(
     // the two can never leave a file of ours that the record forgot. It also owes the
     // containerd restart this apply will do, so a crash anywhere after the first change
     // still ends in a restart on the next apply.
-    let mut intent = inp.st.clone();
-    intent.files.extend(p.state.files.clone());
-    intent.hosts_edits.extend(p.state.hosts_edits.clone());
-    intent.family = Some(inp.family);
-    intent.restart_pending = inp.st.restart_pending || p.restart.is_some();
+    let intent = transaction::intent(&inp.st, p, inp.family);
     if !p.actions.is_empty() {
         state::save(root, &intent)?;
         failpoint::hit("apply.intent_recorded").map_err(|e| e.to_string())?;
     }
     let before_bundle = std::fs::read(root.join(inp.family.generated_bundle())).ok();
-    let mut backup = Backup {
-        root: root.clone(),
-        saved: Vec::new(),
-    };
+    let mut backup = Backup::new(root);
     let mut dirs = intent;
     match carry_out_and_verify(cfg, inp, p, &mut dirs, &mut backup, before_bundle, report) {
         Ok(Some(note)) => {
@@ -575,7 +504,8 @@ fn carry_out_and_verify(
     report: &mut Report,
 ) -> Result<Option<String>, String> {
     let family = inp.family;
-    carry_out(&cfg.host_root, &p.actions, &inp.obs, dirs, backup)?;
+    transaction::carry_out(&cfg.host_root, &p.actions, &inp.obs, dirs, backup)
+        .map_err(|e| e.to_string())?;
     report.changes = p.actions.len();
     if p.store_changed {
         refresh(cfg, family, p.fresh)?;
@@ -620,7 +550,7 @@ fn roll_back(
     // Folders this apply created go too (when empty), so a failed first
     // install leaves no trace.
     let created: Vec<&String> = dirs.dirs.difference(&inp.st.dirs).collect();
-    remove_empty_dirs(root, created.iter().copied());
+    transaction::remove_empty_dirs(root, created.iter().copied());
     let mut back = inp.st.clone();
     back.family = inp.st.family.or(Some(inp.family));
     if let Err(e) = state::save(root, &back) {
@@ -668,18 +598,9 @@ fn record_and_restart(
     }
 }
 
-/// Removes the given folders, deepest first, each only if empty.
-fn remove_empty_dirs<'a>(root: &Path, dirs: impl Iterator<Item = &'a String>) {
-    let mut dirs: Vec<&String> = dirs.collect();
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
-    for d in dirs {
-        let _ = std::fs::remove_dir(root.join(d));
-    }
-}
-
 /// After an uninstall: remove the folders the agent created (when empty) and its record.
 fn finish_uninstall(root: &Path, st: &State) -> Result<(), String> {
-    remove_empty_dirs(root, st.dirs.iter());
+    transaction::remove_empty_dirs(root, st.dirs.iter());
     let _ = std::fs::remove_dir_all(root.join("var/lib/catrust/p11-kit"));
     fsops::remove(&state::state_path(root)).map_err(|e| e.to_string())?;
     fsops::remove(&state::outcome_path(root)).map_err(|e| e.to_string())?;

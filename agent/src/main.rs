@@ -30,6 +30,7 @@ mod plan;
 mod rootfs;
 mod server;
 mod state;
+mod transaction;
 mod watch;
 
 use std::net::TcpListener;
