@@ -128,7 +128,6 @@ pub(super) fn render(
     certificates: &[Certificate],
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) {
     // Object metadata only: pod templates never carry provenance (a commit that does not
     // change the trust must not roll the nodes).
@@ -147,7 +146,7 @@ pub(super) fn render(
         // The agent never calls the API server: it reads its bundle from a volume.
         "automountServiceAccountToken": false,
     });
-    out.add_object(resources, "agent/serviceaccount.yaml", k8s::to_yaml(&sa));
+    out.add_object("agent/serviceaccount.yaml", k8s::to_yaml(&sa));
 
     for group in pool_groups(config, certificates) {
         let members: Vec<&Certificate> = group
@@ -159,11 +158,7 @@ pub(super) fn render(
         let suffix = group_suffix(&group.selector);
         let secret = bundle_secret(config, agent, &members, &manifest, &provenance);
         let secret_name = secret.metadata.name.clone();
-        out.add_object(
-            resources,
-            &group_file("bundle-secret", &suffix),
-            k8s::to_yaml(&secret),
-        );
+        out.add_object(&group_file("bundle-secret", &suffix), k8s::to_yaml(&secret));
         out.bundles.push(super::BundleRef {
             secret: secret_name.clone(),
             sha256: manifest.bundle_sha256.clone(),
@@ -176,11 +171,7 @@ pub(super) fn render(
             selector: &group.selector,
         };
         let ds = daemonset(config, agent, &pool, &provenance);
-        out.add_object(
-            resources,
-            &group_file("daemonset", &suffix),
-            k8s::to_yaml(&ds),
-        );
+        out.add_object(&group_file("daemonset", &suffix), k8s::to_yaml(&ds));
     }
 }
 

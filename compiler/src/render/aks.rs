@@ -72,15 +72,10 @@ pub(super) fn render(
     templates: &Templates,
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) -> Result<(), RenderError> {
     if aks.secret.value {
         let secret = legacy_secret(config, certificates, provenance);
-        out.add_object(
-            resources,
-            "aks/custom-ca-trust-secret.yaml",
-            k8s::to_yaml(&secret),
-        );
+        out.add_object("aks/custom-ca-trust-secret.yaml", k8s::to_yaml(&secret));
     }
     if aks.certificates_file.value {
         cluster_list(certificates, templates, out)?;

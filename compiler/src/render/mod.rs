@@ -66,6 +66,8 @@ pub struct Rendered {
     pub objects: Vec<String>,
     /// The agent bundles rendered (one per pool group).
     pub bundles: Vec<BundleRef>,
+    /// The path of each object, in `objects` order: the kustomization's `resources`.
+    pub resources: Vec<String>,
 }
 
 /// One rendered agent bundle Secret.
@@ -83,11 +85,11 @@ impl Rendered {
 
     /// Adds one Kubernetes object's YAML to the folder, the `--stdout` stream and the
     /// kustomization's `resources`.
-    fn add_object(&mut self, resources: &mut Vec<String>, path: &str, yaml: String) {
+    fn add_object(&mut self, path: &str, yaml: String) {
         self.files
             .insert(path.to_string(), yaml.clone().into_bytes());
         self.objects.push(yaml);
-        resources.push(path.to_string());
+        self.resources.push(path.to_string());
     }
 }
 
@@ -164,7 +166,6 @@ pub fn render(
         TargetSelection::Platform(_) => (false, false),
     };
     let mut out = Rendered::default();
-    let mut resources = Vec::new();
     if want_aks {
         let aks = config
             .targets
@@ -178,7 +179,6 @@ pub fn render(
             templates,
             provenance,
             &mut out,
-            &mut resources,
         )?;
     }
     if want_agent {
@@ -193,7 +193,6 @@ pub fn render(
             &for_target(config, certificates, TargetKind::Agent),
             provenance,
             &mut out,
-            &mut resources,
         );
     }
     for platform in platforms::Platform::ALL {
@@ -210,14 +209,13 @@ pub fn render(
                 templates,
                 provenance,
                 &mut out,
-                &mut resources,
             )?;
         }
     }
     let kustomization = k8s::Kustomization {
         api_version: "kustomize.config.k8s.io/v1beta1",
         kind: "Kustomization",
-        resources,
+        resources: out.resources.clone(),
     };
     out.files.insert(
         "kustomization.yaml".into(),

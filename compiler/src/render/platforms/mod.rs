@@ -86,13 +86,8 @@ pub fn to_yaml(value: &impl serde::Serialize) -> String {
 
 /// Adds a Kubernetes object to the output folder, the `--stdout` stream and the
 /// kustomization.
-pub(super) fn emit(
-    out: &mut Rendered,
-    resources: &mut Vec<String>,
-    path: &str,
-    object: &impl serde::Serialize,
-) {
-    out.add_object(resources, path, to_yaml(object));
+pub(super) fn emit(out: &mut Rendered, path: &str, object: &impl serde::Serialize) {
+    out.add_object(path, to_yaml(object));
 }
 
 /// `metadata` of a top-level platform object: name, the recommended labels and the
@@ -146,29 +141,21 @@ pub(super) fn render(
     templates: &Templates,
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) -> Result<(), RenderError> {
     let p = &config.targets.platforms;
     let missing = || RenderError::TargetNotDeclared(platform.key());
     match platform {
         Platform::TrustManager => {
             let tm = p.trust_manager.as_ref().ok_or_else(missing)?;
-            trust_manager::render_bundle(config, tm, certificates, provenance, out, resources);
+            trust_manager::render_bundle(config, tm, certificates, provenance, out);
         }
         Platform::ClusterTrustBundle => {
             let ctb = p.cluster_trust_bundle.as_ref().ok_or_else(missing)?;
-            trust_manager::render_cluster_trust_bundle(
-                config,
-                ctb,
-                certificates,
-                provenance,
-                out,
-                resources,
-            );
+            trust_manager::render_cluster_trust_bundle(config, ctb, certificates, provenance, out);
         }
         Platform::OpenShift => {
             let os = p.openshift.as_ref().ok_or_else(missing)?;
-            openshift::render(config, os, certificates, provenance, out, resources);
+            openshift::render(config, os, certificates, provenance, out);
         }
         Platform::Talos => {
             let talos = p.talos.as_ref().ok_or_else(missing)?;

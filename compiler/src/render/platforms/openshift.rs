@@ -31,7 +31,6 @@ pub(in crate::render) fn render(
     certificates: &[Certificate],
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) {
     let in_config_ns = |name: &str, component: &str| {
         metadata(
@@ -47,14 +46,14 @@ pub(in crate::render) fn render(
         "metadata": in_config_ns(USER_CA_BUNDLE, "openshift-user-ca-bundle"),
         "data": { USER_CA_BUNDLE_KEY: pem_bundle(certificates) },
     });
-    emit(out, resources, "openshift/user-ca-bundle.yaml", &bundle);
+    emit(out, "openshift/user-ca-bundle.yaml", &bundle);
     let proxy = json!({
         "apiVersion": "config.openshift.io/v1",
         "kind": "Proxy",
         "metadata": metadata(config, ("cluster", None), "openshift-proxy", provenance),
         "spec": {"trustedCA": {"name": USER_CA_BUNDLE}},
     });
-    emit(out, resources, "openshift/proxy-cluster.yaml", &proxy);
+    emit(out, "openshift/proxy-cluster.yaml", &proxy);
     let registries = registry_cas(config, certificates);
     if registries.is_empty() {
         return;
@@ -75,14 +74,14 @@ pub(in crate::render) fn render(
         "metadata": in_config_ns(&name, "openshift-registry-cas"),
         "data": data,
     });
-    emit(out, resources, "openshift/registry-cas.yaml", &cas);
+    emit(out, "openshift/registry-cas.yaml", &cas);
     let image = json!({
         "apiVersion": "config.openshift.io/v1",
         "kind": "Image",
         "metadata": metadata(config, ("cluster", None), "openshift-image", provenance),
         "spec": {"additionalTrustedCA": {"name": name}},
     });
-    emit(out, resources, "openshift/image-cluster.yaml", &image);
+    emit(out, "openshift/image-cluster.yaml", &image);
 }
 
 #[cfg(test)]

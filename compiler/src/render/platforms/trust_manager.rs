@@ -32,7 +32,6 @@ pub(in crate::render) fn render_bundle(
     certificates: &[Certificate],
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) {
     let name = name_or_default(&tm.name, &config.name.value, "");
     let inline = pem_bundle(certificates);
@@ -63,7 +62,7 @@ pub(in crate::render) fn render_bundle(
         "metadata": metadata(config, (&name, None), "trust-manager-bundle", provenance),
         "spec": {"sources": sources, "target": target},
     });
-    emit(out, resources, BUNDLE_PATH, &bundle);
+    emit(out, BUNDLE_PATH, &bundle);
     if tm.cluster_bundle.value {
         let mut data = vec![json!({"key": tm.key.value})];
         if let Some(key) = &tm.pkcs12_key {
@@ -87,7 +86,7 @@ pub(in crate::render) fn render_bundle(
             "metadata": metadata(config, (&name, None), "trust-manager-clusterbundle", provenance),
             "spec": spec,
         });
-        emit(out, resources, CLUSTER_BUNDLE_PATH, &cluster_bundle);
+        emit(out, CLUSTER_BUNDLE_PATH, &cluster_bundle);
     }
 }
 
@@ -112,7 +111,6 @@ pub(in crate::render) fn render_cluster_trust_bundle(
     certificates: &[Certificate],
     provenance: &Provenance,
     out: &mut Rendered,
-    resources: &mut Vec<String>,
 ) {
     let name = cluster_trust_bundle_name(config, ctb);
     let mut spec = Map::new();
@@ -129,5 +127,5 @@ pub(in crate::render) fn render_cluster_trust_bundle(
         "metadata": metadata(config, (&name, None), "cluster-trust-bundle", provenance),
         "spec": spec,
     });
-    emit(out, resources, CLUSTER_TRUST_BUNDLE_PATH, &object);
+    emit(out, CLUSTER_TRUST_BUNDLE_PATH, &object);
 }
