@@ -15,9 +15,10 @@ use catrust_bundle::agent_interface::{
 use serde_json::{json, Value};
 
 use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
-use super::{Provenance, Rendered};
+use super::Rendered;
 use crate::config::{AgentTarget, TrustConfig};
 use crate::load::Certificate;
+use crate::render::Inputs;
 
 /// Where the bundle Secret is mounted in the agent container.
 pub const BUNDLE_DIR: &str = "/etc/catrust/bundle";
@@ -122,13 +123,13 @@ fn group_suffix(selector: &PoolSelector) -> String {
     }
 }
 
-pub(super) fn render(
-    config: &TrustConfig,
-    agent: &AgentTarget,
-    certificates: &[Certificate],
-    provenance: &Provenance,
-    out: &mut Rendered,
-) {
+pub(super) fn render(input: &Inputs<'_>, agent: &AgentTarget, out: &mut Rendered) {
+    let Inputs {
+        config,
+        certificates,
+        templates: _,
+        provenance,
+    } = *input;
     // Object metadata only: pod templates never carry provenance (a commit that does not
     // change the trust must not roll the nodes).
     let provenance = provenance.annotations();

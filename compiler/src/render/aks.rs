@@ -9,6 +9,7 @@ use super::k8s::{self, ObjectMeta, OrderedMap, Secret};
 use super::{Provenance, RenderError, Rendered};
 use crate::config::{AksTarget, TrustConfig};
 use crate::load::Certificate;
+use crate::render::Inputs;
 use crate::templates::Templates;
 
 /// The Secret AKS polls; its name and namespace are fixed by AKS.
@@ -66,13 +67,16 @@ struct ManagedCluster {
 }
 
 pub(super) fn render(
-    config: &TrustConfig,
+    input: &Inputs<'_>,
     aks: &AksTarget,
-    certificates: &[Certificate],
-    templates: &Templates,
-    provenance: &Provenance,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
+    let Inputs {
+        config,
+        certificates,
+        templates,
+        provenance,
+    } = *input;
     if aks.secret.value {
         let secret = legacy_secret(config, certificates, provenance);
         out.add_object("aks/custom-ca-trust-secret.yaml", k8s::to_yaml(&secret));

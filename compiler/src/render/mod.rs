@@ -150,6 +150,17 @@ pub fn for_target(
         .collect()
 }
 
+/// What every target renders from: the linted configuration, the certificates it gets
+/// (all of them, or those of one target: [`for_target`]), the templates and the
+/// provenance.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a> {
+    pub config: &'a TrustConfig,
+    pub certificates: &'a [Certificate],
+    pub templates: &'a Templates,
+    pub provenance: &'a Provenance,
+}
+
 /// Renders every selected target. The configuration must have passed the lint
 /// without errors (the caller checks): rendering does not re-validate.
 pub fn render(
@@ -165,6 +176,12 @@ pub fn render(
         TargetSelection::Agent => (false, true),
         TargetSelection::Platform(_) => (false, false),
     };
+    let inputs = Inputs {
+        config,
+        certificates,
+        templates,
+        provenance,
+    };
     let mut out = Rendered::default();
     if want_aks {
         let aks = config
@@ -172,14 +189,12 @@ pub fn render(
             .aks
             .as_ref()
             .ok_or(RenderError::TargetNotDeclared("aks"))?;
-        aks::render(
-            config,
-            aks,
-            &for_target(config, certificates, TargetKind::Aks),
-            templates,
-            provenance,
-            &mut out,
-        )?;
+        let certificates = for_target(config, certificates, TargetKind::Aks);
+        let inputs = Inputs {
+            certificates: &certificates,
+            ..inputs
+        };
+        aks::render(&inputs, aks, &mut out)?;
     }
     if want_agent {
         let agent = config
@@ -187,13 +202,12 @@ pub fn render(
             .agent
             .as_ref()
             .ok_or(RenderError::TargetNotDeclared("agent"))?;
-        agent::render(
-            config,
-            agent,
-            &for_target(config, certificates, TargetKind::Agent),
-            provenance,
-            &mut out,
-        );
+        let certificates = for_target(config, certificates, TargetKind::Agent);
+        let inputs = Inputs {
+            certificates: &certificates,
+            ..inputs
+        };
+        agent::render(&inputs, agent, &mut out);
     }
     for platform in platforms::Platform::ALL {
         let wanted = match selection {
@@ -202,14 +216,7 @@ pub fn render(
             TargetSelection::Aks | TargetSelection::Agent => false,
         };
         if wanted {
-            platforms::render(
-                platform,
-                config,
-                certificates,
-                templates,
-                provenance,
-                &mut out,
-            )?;
+            platforms::render(platform, &inputs, &mut out)?;
         }
     }
     let kustomization = k8s::Kustomization {

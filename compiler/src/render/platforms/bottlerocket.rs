@@ -8,11 +8,11 @@
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::super::{Provenance, RenderError, Rendered};
+use super::super::{RenderError, Rendered};
 use super::pem_bundle;
 use crate::config::{default_name, TrustConfig};
 use crate::load::Certificate;
-use crate::templates::Templates;
+use crate::render::Inputs;
 
 pub const USER_DATA_PATH: &str = "bottlerocket/user-data.toml";
 pub const SCRIPT_PATH: &str = "bottlerocket/apiclient-commands.sh";
@@ -50,13 +50,13 @@ struct ScriptContext<'a> {
     trusted: String,
 }
 
-pub(in crate::render) fn render(
-    config: &TrustConfig,
-    certificates: &[Certificate],
-    templates: &Templates,
-    provenance: &Provenance,
-    out: &mut Rendered,
-) -> Result<(), RenderError> {
+pub(in crate::render) fn render(input: &Inputs<'_>, out: &mut Rendered) -> Result<(), RenderError> {
+    let Inputs {
+        config,
+        certificates,
+        templates,
+        provenance,
+    } = *input;
     out.files.insert(
         USER_DATA_PATH.into(),
         user_data(config, certificates).into_bytes(),

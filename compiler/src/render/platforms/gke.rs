@@ -7,11 +7,11 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::super::{Provenance, RenderError, Rendered};
+use super::super::{RenderError, Rendered};
 use super::to_yaml;
 use crate::config::{default_name, GkeTarget, TrustConfig};
 use crate::load::Certificate;
-use crate::templates::Templates;
+use crate::render::Inputs;
 
 pub const CONFIG_PATH: &str = "gke/containerd-config.yaml";
 pub const SCRIPT_PATH: &str = "gke/gcloud-commands.sh";
@@ -62,13 +62,16 @@ struct ScriptContext<'a> {
 }
 
 pub(in crate::render) fn render(
-    config: &TrustConfig,
+    input: &Inputs<'_>,
     gke: &GkeTarget,
-    certificates: &[Certificate],
-    templates: &Templates,
-    provenance: &Provenance,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
+    let Inputs {
+        config,
+        certificates,
+        templates,
+        provenance,
+    } = *input;
     let domains = domain_configs(config, certificates);
     let entries: Vec<_> = domains
         .iter()

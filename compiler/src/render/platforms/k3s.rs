@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::super::Rendered;
 use super::{pem_bundle, registry_cas, to_yaml};
-use crate::config::{K3sDistribution, K3sTarget, TrustConfig};
-use crate::load::Certificate;
+use crate::config::{K3sDistribution, K3sTarget};
+use crate::render::Inputs;
 
 /// `registries.yaml` in the output folder.
 pub const REGISTRIES_PATH: &str = "k3s/registries.yaml";
@@ -30,12 +30,13 @@ impl K3sDistribution {
     }
 }
 
-pub(in crate::render) fn render(
-    config: &TrustConfig,
-    k3s: &K3sTarget,
-    certificates: &[Certificate],
-    out: &mut Rendered,
-) {
+pub(in crate::render) fn render(input: &Inputs<'_>, k3s: &K3sTarget, out: &mut Rendered) {
+    let Inputs {
+        config,
+        certificates,
+        templates: _,
+        provenance: _,
+    } = *input;
     let dir = k3s.distribution.value.config_dir();
     let mut configs = Map::new();
     for (host, certs) in registry_cas(config, certificates) {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::{k8s, Provenance, RenderError, Rendered};
 use crate::config::TrustConfig;
 use crate::load::Certificate;
-use crate::templates::Templates;
+use crate::render::Inputs;
 
 /// A platform target `--target` can pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,42 +136,39 @@ pub fn registry_cas<'c>(
 /// Renders `platform`. The configuration passed the lint.
 pub(super) fn render(
     platform: Platform,
-    config: &TrustConfig,
-    certificates: &[Certificate],
-    templates: &Templates,
-    provenance: &Provenance,
+    input: &Inputs<'_>,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    let p = &config.targets.platforms;
+    let p = &input.config.targets.platforms;
     let missing = || RenderError::TargetNotDeclared(platform.key());
     match platform {
         Platform::TrustManager => {
             let tm = p.trust_manager.as_ref().ok_or_else(missing)?;
-            trust_manager::render_bundle(config, tm, certificates, provenance, out);
+            trust_manager::render_bundle(input, tm, out);
         }
         Platform::ClusterTrustBundle => {
             let ctb = p.cluster_trust_bundle.as_ref().ok_or_else(missing)?;
-            trust_manager::render_cluster_trust_bundle(config, ctb, certificates, provenance, out);
+            trust_manager::render_cluster_trust_bundle(input, ctb, out);
         }
         Platform::OpenShift => {
             let os = p.openshift.as_ref().ok_or_else(missing)?;
-            openshift::render(config, os, certificates, provenance, out);
+            openshift::render(input, os, out);
         }
         Platform::Talos => {
             let talos = p.talos.as_ref().ok_or_else(missing)?;
-            talos::render(config, talos, certificates, templates, provenance, out)?;
+            talos::render(input, talos, out)?;
         }
         Platform::Bottlerocket => {
             p.bottlerocket.as_ref().ok_or_else(missing)?;
-            bottlerocket::render(config, certificates, templates, provenance, out)?;
+            bottlerocket::render(input, out)?;
         }
         Platform::K3s => {
             let k3s = p.k3s.as_ref().ok_or_else(missing)?;
-            k3s::render(config, k3s, certificates, out);
+            k3s::render(input, k3s, out);
         }
         Platform::Gke => {
             let gke = p.gke.as_ref().ok_or_else(missing)?;
-            gke::render(config, gke, certificates, templates, provenance, out)?;
+            gke::render(input, gke, out)?;
         }
     }
     Ok(())

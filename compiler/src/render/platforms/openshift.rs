@@ -5,10 +5,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::super::{Provenance, Rendered};
+use super::super::Rendered;
 use super::{emit, metadata, pem_bundle, registry_cas};
 use crate::config::{name_or_default, OpenShiftTarget, TrustConfig};
-use crate::load::Certificate;
+use crate::render::Inputs;
 
 /// Namespace, name and key OpenShift fixes for the cluster-wide bundle.
 pub const CONFIG_NAMESPACE: &str = "openshift-config";
@@ -25,13 +25,13 @@ pub fn registry_config_map(config: &TrustConfig, os: &OpenShiftTarget) -> String
     name_or_default(&os.registry_config_map, &config.name.value, "-registries")
 }
 
-pub(in crate::render) fn render(
-    config: &TrustConfig,
-    os: &OpenShiftTarget,
-    certificates: &[Certificate],
-    provenance: &Provenance,
-    out: &mut Rendered,
-) {
+pub(in crate::render) fn render(input: &Inputs<'_>, os: &OpenShiftTarget, out: &mut Rendered) {
+    let Inputs {
+        config,
+        certificates,
+        templates: _,
+        provenance,
+    } = *input;
     let in_config_ns = |name: &str, component: &str| {
         metadata(
             config,

@@ -8,11 +8,11 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::super::{Provenance, RenderError, Rendered};
+use super::super::{RenderError, Rendered};
 use super::{pem_bundle, registry_cas, to_yaml};
 use crate::config::{default_name, TalosTarget, TalosVersion, TrustConfig};
 use crate::load::Certificate;
-use crate::templates::Templates;
+use crate::render::Inputs;
 
 pub const PATCH_PATH: &str = "talos/machine-config-patch.yaml";
 pub const SCRIPT_PATH: &str = "talos/talosctl-commands.sh";
@@ -67,13 +67,16 @@ pub fn documents(
 }
 
 pub(in crate::render) fn render(
-    config: &TrustConfig,
+    input: &Inputs<'_>,
     talos: &TalosTarget,
-    certificates: &[Certificate],
-    templates: &Templates,
-    provenance: &Provenance,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
+    let Inputs {
+        config,
+        certificates,
+        templates,
+        provenance,
+    } = *input;
     let patch: Vec<String> = documents(config, talos, certificates)
         .iter()
         .map(to_yaml)

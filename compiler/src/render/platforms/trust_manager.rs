@@ -6,10 +6,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::super::{Provenance, Rendered};
+use super::super::Rendered;
 use super::{emit, metadata, pem_bundle};
 use crate::config::{name_or_default, ClusterTrustBundleTarget, TrustConfig, TrustManagerTarget};
-use crate::load::Certificate;
+use crate::render::Inputs;
 
 /// Where a file lives in the output folder.
 pub const BUNDLE_PATH: &str = "trust-manager/bundle.yaml";
@@ -27,12 +27,16 @@ fn match_labels(tm: &TrustManagerTarget) -> Value {
 
 /// The Bundle (and the ClusterBundle when asked for).
 pub(in crate::render) fn render_bundle(
-    config: &TrustConfig,
+    input: &Inputs<'_>,
     tm: &TrustManagerTarget,
-    certificates: &[Certificate],
-    provenance: &Provenance,
     out: &mut Rendered,
 ) {
+    let Inputs {
+        config,
+        certificates,
+        templates: _,
+        provenance,
+    } = *input;
     let name = name_or_default(&tm.name, &config.name.value, "");
     let inline = pem_bundle(certificates);
     let mut sources = Vec::new();
@@ -106,12 +110,16 @@ pub fn cluster_trust_bundle_name(config: &TrustConfig, ctb: &ClusterTrustBundleT
 
 /// One ClusterTrustBundle holding the trusted set.
 pub(in crate::render) fn render_cluster_trust_bundle(
-    config: &TrustConfig,
+    input: &Inputs<'_>,
     ctb: &ClusterTrustBundleTarget,
-    certificates: &[Certificate],
-    provenance: &Provenance,
     out: &mut Rendered,
 ) {
+    let Inputs {
+        config,
+        certificates,
+        templates: _,
+        provenance,
+    } = *input;
     let name = cluster_trust_bundle_name(config, ctb);
     let mut spec = Map::new();
     if let Some(signer) = &ctb.signer_name {
