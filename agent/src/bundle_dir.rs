@@ -311,6 +311,17 @@ mod tests {
     }
 
     /// A folder outside the volume that looks like a version folder, holding `marker`.
+    /// Plants an entry at `rel` in the volume, expects the reader to refuse it as an
+    /// entry kubelet never writes, and takes it away again.
+    fn refused_as_unexpected(vol: &Path, rel: &str, plant: impl FnOnce(&Path)) {
+        let path = vol.join(rel);
+        plant(&path);
+        assert_eq!(read(vol), Err(ReadError::Unexpected(rel.into())), "{rel}");
+        std::fs::remove_file(&path)
+            .or_else(|_| std::fs::remove_dir(&path))
+            .unwrap();
+    }
+
     /// A one-key volume `vol/` beside a folder `outside/` whose `a.crt` holds a marker
     /// that must never be read: (temp dir, outside, volume).
     fn volume_beside_outside() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
@@ -345,25 +356,15 @@ mod tests {
     #[test]
     fn keys_that_are_links_fifos_or_folders_are_refused_unopened() {
         let (_tmp, out, vol) = volume_beside_outside();
-        symlink(out.join("a.crt"), vol.join("..v1/b.crt")).unwrap();
-        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/b.crt".into())));
-        std::fs::remove_file(vol.join("..v1/b.crt")).unwrap();
-
+        refused_as_unexpected(&vol, "..v1/b.crt", |p| {
+            symlink(out.join("a.crt"), p).unwrap()
+        });
         // A FIFO would block a plain open forever.
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            vol.join("..v1/b.crt"),
-            FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/b.crt".into())));
-        std::fs::remove_file(vol.join("..v1/b.crt")).unwrap();
-
-        std::fs::create_dir(vol.join("..v1/sub")).unwrap();
-        assert_eq!(read(&vol), Err(ReadError::Unexpected("..v1/sub".into())));
-        std::fs::remove_dir(vol.join("..v1/sub")).unwrap();
+        refused_as_unexpected(&vol, "..v1/b.crt", |p| {
+            let fifo = Mode::from_raw_mode(0o600);
+            rustix::fs::mknodat(rustix::fs::CWD, p, FileType::Fifo, fifo, 0).unwrap()
+        });
+        refused_as_unexpected(&vol, "..v1/sub", |p| std::fs::create_dir(p).unwrap());
 
         std::fs::write(vol.join("..v1/big.crt"), vec![b'x'; MAX_FILE as usize + 1]).unwrap();
         assert_eq!(read(&vol), Err(ReadError::TooLarge("big.crt".into())));
@@ -373,12 +374,8 @@ mod tests {
     fn visible_links_are_compared_not_followed() {
         let (_tmp, out, vol) = volume_beside_outside();
         // A link leaving the volume, dangling or not, is never kubelet's.
-        symlink(out.join("a.crt"), vol.join("b.crt")).unwrap();
-        assert_eq!(read(&vol), Err(ReadError::Unexpected("b.crt".into())));
-        std::fs::remove_file(vol.join("b.crt")).unwrap();
-        symlink("/nonexistent/b.crt", vol.join("b.crt")).unwrap();
-        assert_eq!(read(&vol), Err(ReadError::Unexpected("b.crt".into())));
-        std::fs::remove_file(vol.join("b.crt")).unwrap();
+        refused_as_unexpected(&vol, "b.crt", |p| symlink(out.join("a.crt"), p).unwrap());
+        refused_as_unexpected(&vol, "b.crt", |p| symlink("/nonexistent/b.crt", p).unwrap());
         // kubelet's link to a key the new version no longer has: a swap in progress.
         symlink("..data/gone.crt", vol.join("gone.crt")).unwrap();
         assert_eq!(read(&vol).unwrap().files.len(), 1);

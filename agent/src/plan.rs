@@ -697,6 +697,17 @@ mod tests {
         unrecorded(family, d, policy, &Observed::default())
     }
 
+    /// The plan after `first` was carried out, for the desired state `d`.
+    fn replan(
+        family: Family,
+        d: &Desired,
+        policy: ContainerdPolicy,
+        first: &Plan,
+    ) -> Result<Plan, Refusal> {
+        let obs = observe_after(first, Observed::default());
+        plan(family, d, policy, &first.state, &obs)
+    }
+
     fn observe_after(plan: &Plan, mut obs: Observed) -> Observed {
         for a in &plan.actions {
             match a {
@@ -723,15 +734,7 @@ mod tests {
     fn second_run_is_a_no_op() {
         let d = desired(vec![ca("a", &["r:5000"])]);
         let first = first_plan(Family::Rhel, &d, ContainerdPolicy::Restart).unwrap();
-        let obs = observe_after(&first, Observed::default());
-        let second = plan(
-            Family::Rhel,
-            &d,
-            ContainerdPolicy::Restart,
-            &first.state,
-            &obs,
-        )
-        .unwrap();
+        let second = replan(Family::Rhel, &d, ContainerdPolicy::Restart, &first).unwrap();
         assert!(second.actions.is_empty(), "{:?}", second.actions);
         assert!(!second.store_changed && second.restart.is_none());
     }
@@ -740,9 +743,8 @@ mod tests {
     fn rotation_removes_the_old_anchor_with_fresh() {
         let d1 = desired(vec![ca("old", &[])]);
         let p1 = first_plan(Family::Debian, &d1, ContainerdPolicy::None).unwrap();
-        let obs = observe_after(&p1, Observed::default());
         let d2 = desired(vec![ca("new", &[])]);
-        let p2 = plan(Family::Debian, &d2, ContainerdPolicy::None, &p1.state, &obs).unwrap();
+        let p2 = replan(Family::Debian, &d2, ContainerdPolicy::None, &p1).unwrap();
         assert!(p2.actions.contains(&Action::Remove {
             path: Family::Debian.anchor_path("old")
         }));
@@ -847,13 +849,11 @@ mod tests {
     fn uninstall_removes_only_recorded_files() {
         let d = desired(vec![ca("a", &["r:5000"])]);
         let p1 = first_plan(Family::Debian, &d, ContainerdPolicy::Restart).unwrap();
-        let obs = observe_after(&p1, Observed::default());
-        let p2 = plan(
+        let p2 = replan(
             Family::Debian,
             &Desired::default(),
             ContainerdPolicy::Restart,
-            &p1.state,
-            &obs,
+            &p1,
         )
         .unwrap();
         let removed: BTreeSet<&str> = p2.actions.iter().map(Action::path).collect();
@@ -994,16 +994,8 @@ mod tests {
     fn registry_only_change_does_not_refresh() {
         let d1 = desired(vec![ca("a", &[])]);
         let p1 = first_plan(Family::Debian, &d1, ContainerdPolicy::Restart).unwrap();
-        let obs = observe_after(&p1, Observed::default());
         let d2 = desired(vec![ca("a", &["r:5000"])]);
-        let p2 = plan(
-            Family::Debian,
-            &d2,
-            ContainerdPolicy::Restart,
-            &p1.state,
-            &obs,
-        )
-        .unwrap();
+        let p2 = replan(Family::Debian, &d2, ContainerdPolicy::Restart, &p1).unwrap();
         assert!(!p2.store_changed && p2.restart.is_none());
         assert_eq!(p2.actions.len(), 2);
     }

@@ -148,6 +148,19 @@ pub fn free_port() -> u16 {
 /// A child process killed when dropped (even when the test panics).
 pub struct Killed(pub Child);
 
+impl Killed {
+    /// Starts `cmd` with no input, output discarded and stderr to `stderr`.
+    fn start(cmd: &mut Command, stderr: Stdio, what: &str) -> Killed {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        Killed(child)
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -165,21 +178,17 @@ impl TlsServer {
     pub fn start(leaf: &Issued) -> Self {
         let openssl = require_tool("openssl", "openssl");
         let port = free_port();
-        let child = Command::new(openssl)
+        let mut command = Command::new(openssl);
+        command
             .args(["s_server", "-quiet", "-www", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")
             .arg(&leaf.cert)
             .arg("-key")
-            .arg(&leaf.key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start openssl s_server");
+            .arg(&leaf.key);
         let server = TlsServer {
             port,
-            _child: Killed(child),
+            _child: Killed::start(&mut command, Stdio::null(), "openssl s_server"),
         };
         crate::wait_until("openssl s_server listening", Duration::from_secs(5), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -224,20 +233,16 @@ impl RunningAgent {
             None => Stdio::null(),
         };
         let port = free_port();
-        let child = Command::new(bin("catrust-agent"))
+        let mut command = Command::new(bin("catrust-agent"));
+        command
             .arg("run")
             .args(flags)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env_remove("CATRUST_EXPECTED_SHA256")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start catrust-agent run");
+            .env_remove("CATRUST_EXPECTED_SHA256");
         let agent = RunningAgent {
             port,
-            child: Killed(child),
+            child: Killed::start(&mut command, stderr, "catrust-agent run"),
         };
         crate::wait_until("catrust-agent run serving", Duration::from_secs(10), || {
             agent.get("/healthz").is_some()
