@@ -124,16 +124,10 @@ fn group_suffix(selector: &PoolSelector) -> String {
 }
 
 pub(super) fn render(input: &Inputs<'_>, agent: &AgentTarget, out: &mut Rendered) {
-    let Inputs {
-        config,
-        certificates,
-        templates: _,
-        provenance,
-    } = *input;
     // Object metadata only: pod templates never carry provenance (a commit that does not
     // change the trust must not roll the nodes).
-    let provenance = provenance.annotations();
-    let name = &config.name.value;
+    let provenance = input.provenance.annotations();
+    let name = &input.config.name.value;
     let service_account = object_name(&format!("catrust-agent-{name}"), "");
     let sa = json!({
         "apiVersion": "v1",
@@ -149,15 +143,15 @@ pub(super) fn render(input: &Inputs<'_>, agent: &AgentTarget, out: &mut Rendered
     });
     out.add_object("agent/serviceaccount.yaml", k8s::to_yaml(&sa));
 
-    for group in pool_groups(config, certificates) {
+    for group in pool_groups(input.config, input.certificates) {
         let members: Vec<&Certificate> = group
             .certificates
             .iter()
-            .map(|&i| &certificates[i])
+            .map(|&i| &input.certificates[i])
             .collect();
-        let manifest = crate::bundle::manifest_of(config, members.iter().copied());
+        let manifest = crate::bundle::manifest_of(input.config, members.iter().copied());
         let suffix = group_suffix(&group.selector);
-        let secret = bundle_secret(config, agent, &members, &manifest, &provenance);
+        let secret = bundle_secret(input.config, agent, &members, &manifest, &provenance);
         let secret_name = secret.metadata.name.clone();
         out.add_object(&group_file("bundle-secret", &suffix), k8s::to_yaml(&secret));
         out.bundles.push(super::BundleRef {
@@ -171,7 +165,7 @@ pub(super) fn render(input: &Inputs<'_>, agent: &AgentTarget, out: &mut Rendered
             bundle_sha256: &manifest.bundle_sha256,
             selector: &group.selector,
         };
-        let ds = daemonset(config, agent, &pool, &provenance);
+        let ds = daemonset(input.config, agent, &pool, &provenance);
         out.add_object(&group_file("daemonset", &suffix), k8s::to_yaml(&ds));
     }
 }

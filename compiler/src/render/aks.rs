@@ -71,20 +71,20 @@ pub(super) fn render(
     aks: &AksTarget,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    let Inputs {
-        config,
-        certificates,
-        templates,
-        provenance,
-    } = *input;
     if aks.secret.value {
-        let secret = legacy_secret(config, certificates, provenance);
+        let secret = legacy_secret(input.config, input.certificates, input.provenance);
         out.add_object("aks/custom-ca-trust-secret.yaml", k8s::to_yaml(&secret));
     }
     if aks.certificates_file.value {
-        cluster_list(certificates, templates, out)?;
+        cluster_list(input.certificates, input.templates, out)?;
     }
-    let script = az_script(config, aks, certificates, templates, provenance)?;
+    let script = az_script(
+        input.config,
+        aks,
+        input.certificates,
+        input.templates,
+        input.provenance,
+    )?;
     out.files
         .insert("aks/az-commands.sh".into(), script.into_bytes());
     Ok(())

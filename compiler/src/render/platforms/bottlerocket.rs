@@ -51,23 +51,17 @@ struct ScriptContext<'a> {
 }
 
 pub(in crate::render) fn render(input: &Inputs<'_>, out: &mut Rendered) -> Result<(), RenderError> {
-    let Inputs {
-        config,
-        certificates,
-        templates,
-        provenance,
-    } = *input;
     out.files.insert(
         USER_DATA_PATH.into(),
-        user_data(config, certificates).into_bytes(),
+        user_data(input.config, input.certificates).into_bytes(),
     );
-    let bundle = bundle_name(config);
-    let script = templates.render(
+    let bundle = bundle_name(input.config);
+    let script = input.templates.render(
         "apiclient-commands.sh.j2",
         ScriptContext {
-            config_file: &provenance.config_path,
-            name: &config.name.value,
-            data: format!("pki.{bundle}.data={}", data(certificates)),
+            config_file: &input.provenance.config_path,
+            name: &input.config.name.value,
+            data: format!("pki.{bundle}.data={}", data(input.certificates)),
             trusted: format!("pki.{bundle}.trusted=true"),
         },
     )?;

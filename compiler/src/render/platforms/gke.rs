@@ -66,13 +66,7 @@ pub(in crate::render) fn render(
     gke: &GkeTarget,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    let Inputs {
-        config,
-        certificates,
-        templates,
-        provenance,
-    } = *input;
-    let domains = domain_configs(config, certificates);
+    let domains = domain_configs(input.config, input.certificates);
     let entries: Vec<_> = domains
         .iter()
         .map(|d| {
@@ -103,11 +97,11 @@ pub(in crate::render) fn render(
             file,
         });
     }
-    let script = templates.render(
+    let script = input.templates.render(
         "gcloud-commands.sh.j2",
         ScriptContext {
-            config_file: &provenance.config_path,
-            name: &config.name.value,
+            config_file: &input.provenance.config_path,
+            name: &input.config.name.value,
             project: &gke.project.value,
             cluster: &gke.cluster.value,
             location: &gke.location.value,

@@ -26,39 +26,33 @@ pub fn registry_config_map(config: &TrustConfig, os: &OpenShiftTarget) -> String
 }
 
 pub(in crate::render) fn render(input: &Inputs<'_>, os: &OpenShiftTarget, out: &mut Rendered) {
-    let Inputs {
-        config,
-        certificates,
-        templates: _,
-        provenance,
-    } = *input;
     let in_config_ns = |name: &str, component: &str| {
         metadata(
-            config,
+            input.config,
             (name, Some(CONFIG_NAMESPACE)),
             component,
-            provenance,
+            input.provenance,
         )
     };
     let bundle = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": in_config_ns(USER_CA_BUNDLE, "openshift-user-ca-bundle"),
-        "data": { USER_CA_BUNDLE_KEY: pem_bundle(certificates) },
+        "data": { USER_CA_BUNDLE_KEY: pem_bundle(input.certificates) },
     });
     emit(out, "openshift/user-ca-bundle.yaml", &bundle);
     let proxy = json!({
         "apiVersion": "config.openshift.io/v1",
         "kind": "Proxy",
-        "metadata": metadata(config, ("cluster", None), "openshift-proxy", provenance),
+        "metadata": metadata(input.config, ("cluster", None), "openshift-proxy", input.provenance),
         "spec": {"trustedCA": {"name": USER_CA_BUNDLE}},
     });
     emit(out, "openshift/proxy-cluster.yaml", &proxy);
-    let registries = registry_cas(config, certificates);
+    let registries = registry_cas(input.config, input.certificates);
     if registries.is_empty() {
         return;
     }
-    let name = registry_config_map(config, os);
+    let name = registry_config_map(input.config, os);
     let data: Map<String, Value> = registries
         .iter()
         .map(|(host, certs)| {
@@ -78,7 +72,7 @@ pub(in crate::render) fn render(input: &Inputs<'_>, os: &OpenShiftTarget, out: &
     let image = json!({
         "apiVersion": "config.openshift.io/v1",
         "kind": "Image",
-        "metadata": metadata(config, ("cluster", None), "openshift-image", provenance),
+        "metadata": metadata(input.config, ("cluster", None), "openshift-image", input.provenance),
         "spec": {"additionalTrustedCA": {"name": name}},
     });
     emit(out, "openshift/image-cluster.yaml", &image);

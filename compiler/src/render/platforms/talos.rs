@@ -71,23 +71,17 @@ pub(in crate::render) fn render(
     talos: &TalosTarget,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    let Inputs {
-        config,
-        certificates,
-        templates,
-        provenance,
-    } = *input;
-    let patch: Vec<String> = documents(config, talos, certificates)
+    let patch: Vec<String> = documents(input.config, talos, input.certificates)
         .iter()
         .map(to_yaml)
         .collect();
     out.files
         .insert(PATCH_PATH.into(), patch.join("---\n").into_bytes());
-    let script = templates.render(
+    let script = input.templates.render(
         "talosctl-commands.sh.j2",
         ScriptContext {
-            config_file: &provenance.config_path,
-            name: &config.name.value,
+            config_file: &input.provenance.config_path,
+            name: &input.config.name.value,
             nodes: talos.nodes.iter().map(|n| n.value.as_str()).collect(),
         },
     )?;

@@ -31,14 +31,8 @@ pub(in crate::render) fn render_bundle(
     tm: &TrustManagerTarget,
     out: &mut Rendered,
 ) {
-    let Inputs {
-        config,
-        certificates,
-        templates: _,
-        provenance,
-    } = *input;
-    let name = name_or_default(&tm.name, &config.name.value, "");
-    let inline = pem_bundle(certificates);
+    let name = name_or_default(&tm.name, &input.config.name.value, "");
+    let inline = pem_bundle(input.certificates);
     let mut sources = Vec::new();
     if tm.use_default_cas.value {
         sources.push(json!({"useDefaultCAs": true}));
@@ -63,7 +57,7 @@ pub(in crate::render) fn render_bundle(
     let bundle = json!({
         "apiVersion": "trust.cert-manager.io/v1alpha1",
         "kind": "Bundle",
-        "metadata": metadata(config, (&name, None), "trust-manager-bundle", provenance),
+        "metadata": metadata(input.config, (&name, None), "trust-manager-bundle", input.provenance),
         "spec": {"sources": sources, "target": target},
     });
     emit(out, BUNDLE_PATH, &bundle);
@@ -87,7 +81,7 @@ pub(in crate::render) fn render_bundle(
         let cluster_bundle = json!({
             "apiVersion": "trust-manager.io/v1alpha2",
             "kind": "ClusterBundle",
-            "metadata": metadata(config, (&name, None), "trust-manager-clusterbundle", provenance),
+            "metadata": metadata(input.config, (&name, None), "trust-manager-clusterbundle", input.provenance),
             "spec": spec,
         });
         emit(out, CLUSTER_BUNDLE_PATH, &cluster_bundle);
@@ -114,25 +108,19 @@ pub(in crate::render) fn render_cluster_trust_bundle(
     ctb: &ClusterTrustBundleTarget,
     out: &mut Rendered,
 ) {
-    let Inputs {
-        config,
-        certificates,
-        templates: _,
-        provenance,
-    } = *input;
-    let name = cluster_trust_bundle_name(config, ctb);
+    let name = cluster_trust_bundle_name(input.config, ctb);
     let mut spec = Map::new();
     if let Some(signer) = &ctb.signer_name {
         spec.insert("signerName".into(), Value::String(signer.value.clone()));
     }
     spec.insert(
         "trustBundle".into(),
-        Value::String(pem_bundle(certificates)),
+        Value::String(pem_bundle(input.certificates)),
     );
     let object = json!({
         "apiVersion": "certificates.k8s.io/v1beta1",
         "kind": "ClusterTrustBundle",
-        "metadata": metadata(config, (&name, None), "cluster-trust-bundle", provenance),
+        "metadata": metadata(input.config, (&name, None), "cluster-trust-bundle", input.provenance),
         "spec": spec,
     });
     emit(out, CLUSTER_TRUST_BUNDLE_PATH, &object);
